@@ -1,0 +1,33 @@
+"""The `shadow` command: one entry point, a thin module per subcommand group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from shadow.cli import config as config_cmd
+from shadow.cli import dev as dev_cmd
+from shadow.errors import ShadowError
+
+app = typer.Typer(
+    name="shadow",
+    help="Shadow scoring: mirror live traffic, score candidates in the dark, gate promotion.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(dev_cmd.app, name="dev")
+
+
+def main() -> None:
+    """Console entry point: expected failures print one line and exit with their code."""
+    try:
+        app()
+    except ShadowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

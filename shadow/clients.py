@@ -1,0 +1,62 @@
+"""Kafka client configuration from the settings, and topic creation: one place for both."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shadow.errors import ConfigError, ServiceError
+from shadow.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+
+def bootstrap_servers(kafka: KafkaSettings) -> str:
+    """kafka.bootstrap_servers, or the local dev broker's address when unset."""
+    if kafka.bootstrap_servers:
+        return kafka.bootstrap_servers
+    from shadow.dev.kafka import LocalKafka
+
+    state = LocalKafka(kafka.dev_version, kafka.dev_home).status()
+    if not state.running:
+        raise ConfigError(
+            "kafka.bootstrap_servers",
+            "not set and no local broker runs: set it, or run `shadow dev kafka start`",
+        )
+    return state.bootstrap
+
+
+def base_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """librdkafka properties every client shares: brokers, security, extra client_config."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers(kafka),
+        "security.protocol": kafka.security_protocol,
+    }
+    if kafka.sasl_mechanism:
+        config["sasl.mechanism"] = kafka.sasl_mechanism
+        config["sasl.username"] = kafka.sasl_username or ""
+        config["sasl.password"] = (
+            kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        )
+    config.update(kafka.client_config)
+    return config
+
+
+def ensure_topic(
+    kafka: KafkaSettings, topic: str, partitions: int = 6, timeout: float = 30.0
+) -> None:
+    """Create the topic if it does not exist (an existing one is left as it is)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(base_config(kafka))
+    futures = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout)
+    try:
+        futures[topic].result(timeout)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise ServiceError(
+                "kafka", f"cannot create topic {topic}: {exc.args[0].str()}"
+            ) from None
+    else:
+        logger.info("created topic %s with %d partitions", topic, partitions)

@@ -1,0 +1,262 @@
+"""LocalKafka - a single-node Apache Kafka (KRaft) from the official Maven jars."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from shadow.dev.process import (
+    ServiceState,
+    free_port,
+    log_tail,
+    pid_alive,
+    port_open,
+    read_state,
+    spawn,
+    stop_pid,
+    wait_until,
+    write_state,
+)
+from shadow.errors import DependencyMissing, ServiceError
+
+logger = logging.getLogger(__name__)
+
+LOG4J_VERSION = "2.24.3"
+HEAP = ["-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1"]
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>shadow.dev</groupId><artifactId>kafka-broker</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{version}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J = """rootLogger.level=INFO
+rootLogger.appenderRef.f.ref=F
+appender.f.type=File
+appender.f.name=F
+appender.f.fileName={log}
+appender.f.layout.type=PatternLayout
+appender.f.layout.pattern=[%d] %p %m (%c)%n
+logger.kafka.name=kafka
+logger.kafka.level=WARN
+logger.state.name=state.change.logger
+logger.state.level=WARN
+"""
+
+_SERVER = """process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={logs}
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.retention.hours=24
+"""
+
+
+class LocalKafka:
+    """One broker+controller on 127.0.0.1, its jars cached once, its state in ``run_dir``."""
+
+    def __init__(self, version: str, home: Path, run_dir: Path | None = None) -> None:
+        self.version = version
+        self.libs = home / f"kafka-{version}" / "libs"
+        self.run_dir = run_dir or home / "run" / "kafka"
+        self.state_file = self.run_dir / "state.json"
+        self.log_file = self.run_dir / "server.log"
+
+    def status(self) -> ServiceState:
+        state = read_state(self.state_file) or {}
+        pid = int(state.get("pid", 0) or 0)  # type: ignore[call-overload]
+        port = int(state.get("port", 0) or 0)  # type: ignore[call-overload]
+        running = pid_alive(pid) and port > 0 and port_open(port)
+        return ServiceState(running, f"127.0.0.1:{port}" if port else "", pid)
+
+    def start(self, port: int | None = None, timeout: float = 90.0) -> ServiceState:
+        """Resolve the jars if needed, format KRaft storage, start, wait for metadata."""
+        current = self.status()
+        if current.running:
+            return current
+        self._stop_stale(current)
+        java = check_java()
+        self.ensure_jars()
+        port = port or free_port()
+        controller = free_port()
+        config = self._write_config(port, controller)
+        self._format(java, config)
+        argv = [
+            java,
+            *HEAP,
+            *self._jvm_props(),
+            "-cp",
+            f"{self.libs}/*",
+            "kafka.Kafka",
+            str(config),
+        ]
+        pid = spawn(argv, self.run_dir / "stdout.log")
+        write_state(self.state_file, {"pid": pid, "port": port, "version": self.version})
+        bootstrap = f"127.0.0.1:{port}"
+        wait_until(lambda: broker_answers(bootstrap), pid, timeout, "kafka", self.log_file)
+        logger.info("kafka %s ready at %s (pid %d)", self.version, bootstrap, pid)
+        return ServiceState(True, bootstrap, pid)
+
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM, SIGKILL after `grace` seconds, then remove the broker's state."""
+        state = self.status()
+        stop_pid(state.pid, grace)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def halt(self, grace: float = 20.0) -> None:
+        """Stop the broker but keep its data and port, so `resume()` brings the same one back."""
+        stop_pid(self.status().pid, grace)
+
+    def resume(self, timeout: float = 90.0) -> ServiceState:
+        """Start a halted broker again on its old port with its old data."""
+        state = read_state(self.state_file)
+        if not state:
+            raise ServiceError("kafka", "nothing to resume: the broker was never started", "")
+        port = int(state["port"])  # type: ignore[call-overload]
+        argv = [
+            check_java(),
+            *HEAP,
+            *self._jvm_props(),
+            "-cp",
+            f"{self.libs}/*",
+            "kafka.Kafka",
+            str(self.run_dir / "server.properties"),
+        ]
+        pid = spawn(argv, self.run_dir / "stdout.log")
+        write_state(self.state_file, {**state, "pid": pid})
+        bootstrap = f"127.0.0.1:{port}"
+        wait_until(lambda: broker_answers(bootstrap), pid, timeout, "kafka", self.log_file)
+        return ServiceState(True, bootstrap, pid)
+
+    def ensure_jars(self) -> Path:
+        """Resolve org.apache.kafka:kafka_2.13 and its runtime dependencies with Maven, once."""
+        if (self.libs / ".complete").exists():
+            return self.libs
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise DependencyMissing(
+                "mvn (Apache Maven)", "install it, e.g. `apt-get install maven`"
+            )
+        work = self.libs.parent / f".resolve-{uuid.uuid4().hex[:8]}"
+        work.mkdir(parents=True)
+        (work / "pom.xml").write_text(_POM.format(version=self.version, log4j=LOG4J_VERSION))
+        cmd = [
+            mvn,
+            "-q",
+            "-B",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={work / 'libs'}",
+        ]
+        done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            shutil.rmtree(work, ignore_errors=True)
+            tail = " / ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+            raise ServiceError("kafka", f"Maven could not resolve kafka_2.13:{self.version}", tail)
+        (work / "libs" / ".complete").touch()
+        shutil.rmtree(self.libs, ignore_errors=True)
+        (work / "libs").rename(self.libs)
+        shutil.rmtree(work, ignore_errors=True)
+        return self.libs
+
+    def _write_config(self, port: int, controller: int) -> Path:
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.run_dir.mkdir(parents=True)
+        (self.run_dir / "log4j2.properties").write_text(_LOG4J.format(log=self.log_file))
+        config = self.run_dir / "server.properties"
+        logs = self.run_dir / "data"
+        config.write_text(_SERVER.format(port=port, controller=controller, logs=logs))
+        return config
+
+    def _jvm_props(self) -> list[str]:
+        return [
+            f"-Dlog4j2.configurationFile={self.run_dir / 'log4j2.properties'}",
+            "-Djava.awt.headless=true",
+        ]
+
+    def _format(self, java: str, config: Path) -> None:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cmd = [
+            java,
+            *self._jvm_props(),
+            "-cp",
+            f"{self.libs}/*",
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ServiceError("kafka", "formatting KRaft storage failed", done.stderr[-500:])
+
+    def _stop_stale(self, state: ServiceState) -> None:
+        if state.pid and pid_alive(state.pid):
+            logger.warning("kafka pid %d is not answering; stopping it", state.pid)
+            stop_pid(state.pid, grace=5)
+
+
+def check_java() -> str:
+    """Path of a java 17+ binary, or DependencyMissing naming what to install."""
+    java = shutil.which("java")
+    how = "install a Java 17+ runtime, e.g. `apt-get install openjdk-17-jre-headless`"
+    if java is None:
+        raise DependencyMissing("java (17 or newer)", how)
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)', out)
+    if match is None or int(match.group(1)) < 17:
+        raise DependencyMissing("java 17 or newer", how)
+    return java
+
+
+def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
+    """True when the broker answers a metadata request."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except Exception:  # noqa: BLE001 - any failure means "not yet"
+        return False
+    return bool(metadata.brokers)
+
+
+def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
+    """Block until the broker answers (e.g. after a restart in a test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if broker_answers(bootstrap):
+            return
+        time.sleep(0.3)
+    raise ServiceError("kafka", f"{bootstrap} did not answer within {timeout:.0f}s", "")
+
+
+def tail(kafka: LocalKafka) -> str:
+    return log_tail(kafka.log_file)

@@ -1,0 +1,148 @@
+"""Envelope - the transaction record on the topic, and the one place its bytes are made and read.
+
+Schema 1, as JSON so a live service in any language can produce it::
+
+    {"schema": 1, "txn_id": "t-1", "event_time": 1767225600000,
+     "live": {"model_id": "fraud@7", "score": 0.12, "decision": "pass", "latency_ms": 3.1},
+     "features": {"amount": 12.5, "merchant_category": "5411", "card_present": true}}
+
+Kafka key = txn_id as UTF-8; header ``shadow-schema`` = b"1".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import msgspec
+
+from shadow.errors import EnvelopeError
+
+SCHEMA_VERSION = 1
+SCHEMA_HEADER = "shadow-schema"
+HEADERS = [(SCHEMA_HEADER, b"1")]
+DEFAULT_MAX_BYTES = 64_000
+
+FeatureValue = float | int | str | bool | None
+
+# Dead-letter headers: why a record was refused and where it came from.
+DLQ_REASON = "shadow-dlq-reason"
+DLQ_DETAIL = "shadow-dlq-detail"
+DLQ_TOPIC = "shadow-source-topic"
+DLQ_PARTITION = "shadow-source-partition"
+DLQ_OFFSET = "shadow-source-offset"
+
+# Every reason decode() can give, for the DLQ and for metrics labels.
+REASONS = (
+    "empty",
+    "oversized",
+    "not_json",
+    "not_object",
+    "schema_version",
+    "missing_field",
+    "wrong_type",
+    "missing_txn_id",
+    "bad_event_time",
+    "non_finite",
+    "key_mismatch",
+)
+
+
+class LiveScore(msgspec.Struct, frozen=True):
+    """What the production model answered for this transaction."""
+
+    model_id: str
+    score: float
+    decision: str | None = None
+    latency_ms: float = 0.0
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """One sampled transaction: its id, time, live answer and raw features."""
+
+    schema: int
+    txn_id: str
+    event_time: int
+    live: LiveScore
+    features: dict[str, FeatureValue]
+
+
+class _SchemaProbe(msgspec.Struct):
+    schema: Any = None
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Envelope)
+_probe = msgspec.json.Decoder(_SchemaProbe)
+
+
+def make_envelope(
+    txn_id: str,
+    features: dict[str, FeatureValue],
+    live: LiveScore,
+    event_time: int | None = None,
+) -> Envelope:
+    """Build an envelope; event_time defaults to now, in epoch milliseconds."""
+    when = event_time if event_time is not None else time.time_ns() // 1_000_000
+    return Envelope(SCHEMA_VERSION, txn_id, when, live, features)
+
+
+def encode(envelope: Envelope) -> bytes:
+    """Envelope -> JSON bytes (the Kafka value)."""
+    return _encoder.encode(envelope)
+
+
+def decode(
+    value: bytes | None, key: bytes | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Envelope:
+    """Kafka value (and key) -> a validated Envelope, or EnvelopeError (reason in REASONS)."""
+    if not value:
+        raise EnvelopeError("empty", "the record has no value")
+    if len(value) > max_bytes:
+        raise EnvelopeError("oversized", f"{len(value)} bytes, the limit is {max_bytes}")
+    try:
+        envelope = _decoder.decode(value)
+    except msgspec.ValidationError as exc:
+        raise _classify(value, str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise EnvelopeError("not_json", str(exc)) from None
+    _check(envelope, key)
+    return envelope
+
+
+def _classify(value: bytes, message: str) -> EnvelopeError:
+    try:
+        probe = _probe.decode(value)
+    except msgspec.DecodeError:
+        return EnvelopeError("not_object", "the value is JSON but not an object")
+    if probe.schema != SCHEMA_VERSION:
+        return EnvelopeError(
+            "schema_version", f"schema {probe.schema!r}, expected {SCHEMA_VERSION}"
+        )
+    if "missing required field" in message:
+        return EnvelopeError("missing_field", message)
+    return EnvelopeError("wrong_type", message)
+
+
+def _check(envelope: Envelope, key: bytes | None) -> None:
+    if envelope.schema != SCHEMA_VERSION:
+        raise EnvelopeError(
+            "schema_version", f"schema {envelope.schema}, expected {SCHEMA_VERSION}"
+        )
+    if not envelope.txn_id:
+        raise EnvelopeError("missing_txn_id", "txn_id is empty")
+    if envelope.event_time <= 0:
+        raise EnvelopeError("bad_event_time", f"event_time {envelope.event_time} is not epoch ms")
+    if not math.isfinite(envelope.live.score) or not math.isfinite(envelope.live.latency_ms):
+        raise EnvelopeError("non_finite", "live.score and live.latency_ms must be finite")
+    for name, feature in envelope.features.items():
+        if isinstance(feature, float) and not math.isfinite(feature):
+            raise EnvelopeError("non_finite", f"feature {name} is not finite")
+    if key is not None and key != envelope.txn_id.encode():
+        raise EnvelopeError("key_mismatch", "the Kafka key is not the envelope's txn_id")
+
+
+def key_of(envelope: Envelope) -> bytes:
+    """The Kafka key of an envelope: txn_id as UTF-8."""
+    return envelope.txn_id.encode()

@@ -1,0 +1,86 @@
+"""Predictions dataset - the one Arrow schema and object layout of raw predictions and labels.
+
+Hive-style partitions so DuckDB, Spark, Trino and Athena read it as is::
+
+    predictions/date=YYYY-MM-DD/<topic>+<partition>+<first offset, 20 digits>.parquet
+    features/date=YYYY-MM-DD/<topic>+<partition>+<first offset, 20 digits>.parquet
+    labels/date=YYYY-MM-DD/<name>.parquet
+
+Long format: one row per (transaction, model); the live model's own score is a row with role
+``live``. Readers dedupe on (txn_id, model_id): a batch replayed after a crash has the same key,
+and a zombie writer after a rebalance may have written the same rows under another key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+PREDICTIONS = "predictions"
+FEATURES = "features"
+LABELS = "labels"
+
+ROLE_LIVE = "live"
+ROLE_CANDIDATE = "candidate"
+
+DECISION_ALERT = "alert"
+DECISION_PASS = "pass"
+
+PREDICTION_SCHEMA = pa.schema(
+    [
+        pa.field("txn_id", pa.string(), nullable=False),
+        pa.field("event_time", pa.timestamp("ms", tz="UTC"), nullable=False),
+        pa.field("model_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+        pa.field("role", pa.dictionary(pa.int8(), pa.string()), nullable=False),
+        pa.field("score", pa.float64()),
+        pa.field("decision", pa.string()),
+        pa.field("latency_us", pa.float32()),
+        pa.field("error", pa.string()),
+        pa.field("kafka_partition", pa.int32(), nullable=False),
+        pa.field("kafka_offset", pa.int64(), nullable=False),
+        pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("worker_id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    ]
+)
+"""One row per (transaction, model). score is null when error is set. latency_us is the
+model's batch wall time divided by the batch's rows for candidates, the live service's own
+measurement for the live row."""
+
+LABEL_SCHEMA = pa.schema(
+    [
+        pa.field("txn_id", pa.string(), nullable=False),
+        pa.field("label", pa.int8(), nullable=False),
+        pa.field("amount", pa.float64()),
+        pa.field("label_time", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+"""Late-arriving ground truth: 1 = fraud (chargeback, confirmed), 0 = genuine."""
+
+FEATURE_KEY_COLUMNS = [
+    pa.field("txn_id", pa.string(), nullable=False),
+    pa.field("event_time", pa.timestamp("ms", tz="UTC"), nullable=False),
+]
+"""The features dataset: these columns, then one column per feature (types as they came)."""
+
+
+def partition_date(event_time_ms: int) -> str:
+    """The date= partition value of a batch, from its first record's event time (UTC)."""
+    return dt.datetime.fromtimestamp(event_time_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d")
+
+
+def batch_key(
+    dataset: str, topic: str, partition: int, first_offset: int, event_time_ms: int
+) -> str:
+    """Object key of a batch, relative to the store root.
+
+    It depends only on where the batch starts, so a batch replayed after a crash overwrites
+    its own object instead of adding a second one.
+    """
+    date = partition_date(event_time_ms)
+    return f"{dataset}/date={date}/{topic}+{partition}+{first_offset:020d}.parquet"
+
+
+def labels_key(name: str, event_date: str) -> str:
+    """Object key of one labels file."""
+    return f"{LABELS}/date={event_date}/{name}.parquet"

@@ -1,0 +1,230 @@
+"""Settings - the one frozen configuration object, from a YAML file and SHADOW__* variables."""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from shadow.errors import ConfigError
+
+ENV_PREFIX = "SHADOW__"
+CONFIG_ENV = "SHADOW_CONFIG"
+_yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("yaml", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str | None = None
+    """Broker list host:port,...; unset means the local broker of `shadow dev kafka start`."""
+    topic: str = "shadow.transactions"
+    """Topic the tap writes sampled transactions to and the workers read."""
+    dlq_topic: str | None = None
+    """Dead-letter topic for records that fail validation; unset means `<topic>.dlq`."""
+    security_protocol: str = "PLAINTEXT"
+    """librdkafka security.protocol (PLAINTEXT, SSL, SASL_SSL, SASL_PLAINTEXT)."""
+    sasl_mechanism: str | None = None
+    """librdkafka sasl.mechanism, e.g. SCRAM-SHA-512, when SASL is used."""
+    sasl_username: str | None = None
+    """SASL user name."""
+    sasl_password: SecretStr | None = None
+    """SASL password."""
+    client_config: dict[str, str] = Field(default_factory=dict)
+    """Extra librdkafka properties for every client (producer, consumer, admin)."""
+    dev_version: str = "4.4.0"
+    """Apache Kafka release the local dev broker runs (Maven org.apache.kafka:kafka_2.13)."""
+    dev_home: Path = Path("~/.cache/shadow").expanduser()
+    """Cache folder for the dev broker's jars (kafka-<version>) and its state."""
+
+    @property
+    def dlq(self) -> str:
+        return self.dlq_topic or f"{self.topic}.dlq"
+
+
+class TapSettings(_Section):
+    sample_rate: float = Field(default=1 / 3, ge=0.0, le=1.0)
+    """Share of transactions mirrored, chosen by a keyed hash of txn_id (repeatable)."""
+    salt: str = "shadow"
+    """Salt of the sampling hash; every service that samples must use the same one."""
+    drop_fields: tuple[str, ...] = ("cvv", "cvv2", "cvc", "track1", "track2", "pin")
+    """Feature names removed before anything leaves the process."""
+    hmac_fields: tuple[str, ...] = ("pan",)
+    """Feature names replaced by HMAC-SHA256(hmac_key, value) hex."""
+    hmac_key: SecretStr | None = None
+    """Key for hmac_fields; required when hmac_fields is not empty."""
+    queue_max_messages: int = Field(default=100_000, gt=0)
+    """librdkafka queue.buffering.max.messages: beyond it offers are dropped, never blocked."""
+    linger_ms: float = Field(default=20, ge=0)
+    """librdkafka linger.ms: batching delay on the producer."""
+    compression: str = "lz4"
+    """librdkafka compression.type."""
+    max_envelope_bytes: int = Field(default=64_000, gt=0)
+    """Largest encoded envelope the tap sends and the worker accepts."""
+    producer_config: dict[str, str] = Field(default_factory=dict)
+    """librdkafka overrides for the tap's producer."""
+
+
+class WorkerSettings(_Section):
+    group_id: str = "shadow-workers"
+    """Consumer group shared by every worker process."""
+    flush_records: int = Field(default=20_000, gt=0)
+    """Flush a partition's buffer when it holds this many transactions."""
+    flush_seconds: float = Field(default=10.0, gt=0)
+    """Flush a partition's buffer when its oldest record waited this long."""
+    reload_seconds: float = Field(default=30.0, gt=0)
+    """How often the candidate set is re-read from the registry."""
+    http_port: int = Field(default=9400, ge=0, le=65535)
+    """Port of /metrics, /healthz and /models; 0 picks a free port."""
+    batch_size: int = Field(default=2000, gt=0)
+    """Messages taken per consume() call."""
+    poll_timeout_s: float = Field(default=0.5, gt=0)
+    """How long one consume() waits for messages."""
+    store_features: bool = False
+    """Also write the features dataset beside the predictions (for slice analysis)."""
+    predictions_topic: str | None = None
+    """Also publish a compact per-transaction prediction record here (for the monitor)."""
+    max_model_failures: int = Field(default=5, gt=0)
+    """Unload a model after this many failed batches in a row."""
+    intra_op_threads: int = Field(default=1, gt=0)
+    """ONNX Runtime threads per process (one shared pool for all models)."""
+    worker_id: str | None = None
+    """Name in the predictions' worker_id column; unset means host-pid."""
+    consumer_config: dict[str, str] = Field(default_factory=dict)
+    """librdkafka overrides for the worker's consumer."""
+
+
+class StoreSettings(_Section):
+    uri: str = "./shadow-data"
+    """Where datasets live: a local folder or s3://bucket/prefix."""
+    endpoint_url: str | None = None
+    """S3 API endpoint for S3-compatible servers (MinIO, moto); unset means AWS."""
+    region: str = "us-east-1"
+    """S3 region."""
+    access_key_id: SecretStr | None = None
+    """S3 access key id; unset means the default AWS credential chain."""
+    secret_access_key: SecretStr | None = None
+    """S3 secret access key."""
+
+
+class RegistrySettings(_Section):
+    url: str = "sqlite:///shadow-data/registry.db"
+    """SQLAlchemy URL of the governance store (SQLite file or postgresql+psycopg://...)."""
+
+
+class AnalysisSettings(_Section):
+    segment_features: tuple[str, ...] = ("merchant_category",)
+    """Feature columns to slice the comparison by."""
+    min_segment_rows: int = Field(default=500, gt=0)
+    """Slices with fewer paired transactions are left out."""
+    bootstrap_samples: int = Field(default=200, ge=0)
+    """Bootstrap resamples for the confidence intervals of labelled metrics."""
+    seed: int = 7
+    """Seed for bootstrap resampling."""
+
+
+class LogSettings(_Section):
+    level: str = "INFO"
+    """Log level of shadow's own loggers."""
+    json_lines: bool = False
+    """Write logs as JSON lines instead of text."""
+
+
+class Settings(BaseSettings):
+    """Everything shadow is configured with; build it with `load_settings()`."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        use_attribute_docstrings=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    tap: TapSettings = TapSettings()
+    worker: WorkerSettings = WorkerSettings()
+    store: StoreSettings = StoreSettings()
+    registry: RegistrySettings = RegistrySettings()
+    analysis: AnalysisSettings = AnalysisSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _yaml_path.get()
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings: keyword overrides, then SHADOW__* variables, then the YAML file.
+
+    The file is ``config``, else the one named by SHADOW_CONFIG, else none.
+    """
+    import os
+
+    path = Path(config) if config else None
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    if path is not None:
+        _check_yaml(path)
+    token = _yaml_path.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+    finally:
+        _yaml_path.reset(token)
+
+
+def _check_yaml(path: Path) -> None:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the config file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(str(path), f"not valid YAML{where}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(str(path), "the config file must be a mapping of sections")
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "settings"
+    env = ENV_PREFIX + "__".join(str(part).upper() for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        problem = f"unknown key (check its spelling in the config file or {env})"
+    else:
+        problem = f"{first['msg']} (from the config file or {env})"
+    more = len(exc.errors()) - 1
+    if more:
+        problem += f"; and {more} more problem(s)"
+    return ConfigError(key, problem)
+
+
+def masked_dict(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data with every secret masked, for `shadow config show`."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""Shared test configuration: the integration fixtures live in tests/integration/conftest.py."""

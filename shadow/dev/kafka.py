@@ -179,8 +179,10 @@ class LocalKafka:
             tail = " / ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
             raise ServiceError("kafka", f"Maven could not resolve kafka_2.13:{self.version}", tail)
         (work / "libs" / ".complete").touch()
-        shutil.rmtree(self.libs, ignore_errors=True)
-        (work / "libs").rename(self.libs)
+        # another process may have finished first: keep its copy, a running broker may use it
+        if not (self.libs / ".complete").exists():
+            shutil.rmtree(self.libs, ignore_errors=True)
+            (work / "libs").rename(self.libs)
         shutil.rmtree(work, ignore_errors=True)
         return self.libs
 

@@ -105,3 +105,24 @@ class ModelError(ShadowError):
 
 class RegistryError(ShadowError):
     """The governance store refused an operation (illegal transition, unknown model...)."""
+
+
+class DeadLetterError(ShadowError):
+    """Records refused by the worker were not yet acknowledged by the dead-letter topic."""
+
+    transient = True
+
+    def __init__(self, topic: str, problem: str) -> None:
+        self.topic = topic
+        super().__init__(f"dead-letter topic {topic}: {problem}")
+
+
+class CommitError(ShadowError):
+    """The broker did not accept a worker's offset commit (the batch is retried or replayed)."""
+
+    transient = True
+
+    def __init__(self, topic: str, partition: int, problem: str) -> None:
+        self.topic = topic
+        self.partition = partition
+        super().__init__(f"commit {topic}[{partition}]: {problem}")

@@ -1,0 +1,200 @@
+"""CandidateSet - the loaded shadow models: batch scoring, failure counting, hot reload."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from shadow.errors import ShadowError
+from shadow.prediction_store import ModelScores
+
+if TYPE_CHECKING:
+    from consumers.metrics import WorkerMetrics
+    from shadow.envelope import Envelope
+
+logger = logging.getLogger(__name__)
+
+CANARY_TOLERANCE = 1e-5
+
+
+class Scorer(Protocol):
+    """What the worker needs of a loaded model (shadow.scorer.OnnxScorer is the real one)."""
+
+    model_id: str
+
+    def score(self, envelopes: Sequence[Envelope]) -> Any:
+        """A result with ``scores`` (float64, one per envelope) and ``seconds``."""
+        ...
+
+    def score_canary(self) -> float: ...
+
+
+@dataclass
+class Candidate:
+    """A loaded model and what the worker tracks about it."""
+
+    model_id: str
+    scorer: Scorer
+    threshold: float
+    canary_expected: float
+    sha256: str = ""
+    failures_in_row: int = 0
+    batches: int = 0
+    errors: int = 0
+
+
+class ModelSource(Protocol):
+    """Where candidates come from: the registry's shadow set (consumers.registry_source)."""
+
+    def shadow_ids(self) -> list[str]: ...
+    def load(self, model_id: str) -> Candidate: ...
+    def report_failed(self, model_id: str, reason: str) -> None: ...
+
+
+class CandidateSet:
+    """The models in state shadow, scored batch by batch; a model failing N batches in a row
+    is unloaded and reported, and stays out until the registry puts it back in shadow."""
+
+    def __init__(
+        self,
+        source: ModelSource,
+        max_failures: int,
+        reload_seconds: float,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        self.source = source
+        self.max_failures = max_failures
+        self.reload_seconds = reload_seconds
+        self.metrics = metrics
+        self._models: dict[str, Candidate] = {}
+        self._evicted: set[str] = set()
+        self._lock = threading.Lock()
+        self._next_reload = 0.0
+
+    def maybe_reload(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if now >= self._next_reload:
+            self._next_reload = now + self.reload_seconds
+            self.reload()
+
+    def reload(self) -> None:
+        """Load models that entered the shadow set, unload those that left it."""
+        try:
+            wanted = set(self.source.shadow_ids())
+        except ShadowError as exc:
+            logger.warning("cannot read the shadow set, keeping %d models: %s", len(self), exc)
+            return
+        self._evicted &= wanted
+        for model_id in sorted(set(self._models) - wanted):
+            self._unload(model_id, "left the shadow set")
+        for model_id in sorted(wanted - set(self._models) - self._evicted):
+            self._load(model_id)
+
+    def _load(self, model_id: str) -> None:
+        try:
+            candidate = self.source.load(model_id)
+        except ShadowError as exc:
+            logger.error("model %s not loaded: %s", model_id, exc)
+            return
+        with self._lock:
+            self._models[model_id] = candidate
+        self._loaded_changed()
+        logger.info("model %s loaded (threshold %.4f)", model_id, candidate.threshold)
+
+    def _unload(self, model_id: str, why: str) -> None:
+        with self._lock:
+            self._models.pop(model_id, None)
+        self._loaded_changed()
+        logger.info("model %s unloaded: %s", model_id, why)
+
+    def _loaded_changed(self) -> None:
+        if self.metrics is not None:
+            self.metrics.models_loaded.set(len(self._models))
+
+    def score(self, envelopes: Sequence[Envelope]) -> list[ModelScores]:
+        """Every loaded model's scores for the batch; a failing model gets an error instead."""
+        results = [self._score_one(c, envelopes) for c in list(self._models.values())]
+        for candidate in [c for c in self._models.values() if c.failures_in_row]:
+            if candidate.failures_in_row >= self.max_failures:
+                self._evict(candidate)
+        return results
+
+    def _score_one(self, candidate: Candidate, envelopes: Sequence[Envelope]) -> ModelScores:
+        n = len(envelopes)
+        start = time.perf_counter()
+        try:
+            scores = _checked(candidate.scorer.score(envelopes).scores, n)
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
+            return self._failed(candidate, exc, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        candidate.failures_in_row = 0
+        candidate.batches += 1
+        if self.metrics is not None:
+            self.metrics.scored(candidate.model_id, n, seconds)
+        return ModelScores(candidate.model_id, candidate.threshold, scores, seconds / n * 1e6)
+
+    def _failed(self, candidate: Candidate, exc: Exception, seconds: float) -> ModelScores:
+        candidate.failures_in_row += 1
+        candidate.errors += 1
+        error = str(exc) if isinstance(exc, ShadowError) else f"{type(exc).__name__}: {exc}"
+        logger.warning(
+            "model %s failed a batch (%d in a row): %s",
+            candidate.model_id,
+            candidate.failures_in_row,
+            error[:200],
+        )
+        if self.metrics is not None:
+            self.metrics.model_errors.labels(candidate.model_id).inc()
+        return ModelScores(candidate.model_id, candidate.threshold, None, 0.0, error[:500])
+
+    def _evict(self, candidate: Candidate) -> None:
+        reason = f"failed {candidate.failures_in_row} batches in a row"
+        self._evicted.add(candidate.model_id)
+        self._unload(candidate.model_id, reason)
+        try:
+            self.source.report_failed(candidate.model_id, reason)
+        except ShadowError as exc:
+            logger.error("model %s: the registry did not record the failure: %s", candidate, exc)
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Per loaded model: its canary score, the expected one, and whether they agree."""
+        report = {}
+        for candidate in self.loaded():
+            try:
+                got = float(candidate.scorer.score_canary())
+            except Exception as exc:  # noqa: BLE001 - a health check reports, never raises
+                report[candidate.model_id] = {"ok": False, "error": str(exc)[:200]}
+                continue
+            ok = math.isclose(got, candidate.canary_expected, rel_tol=0, abs_tol=CANARY_TOLERANCE)
+            report[candidate.model_id] = {
+                "ok": ok,
+                "canary": got,
+                "expected": candidate.canary_expected,
+            }
+        return report
+
+    def loaded(self) -> list[Candidate]:
+        with self._lock:
+            return list(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+def _checked(scores: Any, n: int) -> np.ndarray:
+    """The scores as float64 (n,), or ValueError when the model returned garbage."""
+    values = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if values.shape != (n,):
+        raise ValueError(f"returned {values.size} scores for {n} transactions")
+    if not np.isfinite(values).all():
+        raise ValueError("returned non-finite scores")
+    if values.size and (values.min() < 0.0 or values.max() > 1.0):
+        raise ValueError("returned scores outside [0, 1]")
+    return values

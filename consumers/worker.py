@@ -1,0 +1,342 @@
+"""ShadowWorker - consume the transaction topic, score every candidate, land Parquet, commit.
+
+Delivery guarantee (DESIGN.md): a partition's offset is committed synchronously, only after the
+object holding its batch exists; a batch's key depends only on its first offset; revoked
+partitions are flushed and committed, lost ones dropped; while the store fails the partition is
+paused, the worker keeps polling, and nothing is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from consumers.buffers import PartitionBuffer, PartitionBuffers
+from consumers.ingest import Chunk, split_batch
+from consumers.metrics import WorkerMetrics
+from shadow.errors import CommitError, ShadowError
+from shadow.prediction_store import PredictionStore, chunk_keys, features_table, prediction_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from consumers.candidates import CandidateSet
+    from consumers.dlq import DeadLetters
+    from shadow.objectstore import ObjectStore
+    from shadow.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Publisher = Callable[[int, "pa.Table"], None]
+"""Hook for worker.predictions_topic: called with (partition, rows of a scored chunk)."""
+
+
+class ShadowWorker:
+    """One worker process of the consumer group `worker.group_id`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        candidates: CandidateSet | None = None,
+        store: ObjectStore | None = None,
+        publish: Publisher | None = None,
+    ) -> None:
+        from shadow.objectstore import open_store
+
+        self.settings = settings
+        self.conf = settings.worker
+        self.topic = settings.kafka.topic
+        self.worker_id = self.conf.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.metrics = WorkerMetrics()
+        self.candidates = candidates or _registry_candidates(settings, self.metrics)
+        self.writer = PredictionStore(
+            store or open_store(settings.store), self.topic, self.conf.store_features
+        )
+        self.publish = publish
+        self.buffers = PartitionBuffers()
+        self.paused: set[int] = set()
+        self.flushed_keys: list[str] = []
+        self._stopping = threading.Event()
+        self.consumer: Any = None
+        self.dlq: DeadLetters | None = None
+        if self.conf.predictions_topic and publish is None:
+            logger.warning("worker.predictions_topic is set but no publisher is built yet")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the candidates, connect, subscribe."""
+        from consumers.kafka import make_consumer, make_dead_letters
+
+        self.candidates.maybe_reload()
+        self.dlq = make_dead_letters(self.settings)
+        self.consumer = make_consumer(self.settings, self.worker_id)
+        self.consumer.subscribe(
+            [self.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        logger.info("worker %s subscribed to %s", self.worker_id, self.topic)
+
+    def run(self) -> None:
+        """Consume until stop() (or SIGTERM/SIGINT via install_signal_handlers), then drain."""
+        if self.consumer is None:
+            self.start()
+        try:
+            while not self._stopping.is_set():
+                self.step()
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def close(self) -> None:
+        """Graceful end: flush and commit every buffer, then leave the group."""
+        if self.consumer is None:
+            return
+        for buffer in self.buffers.all():
+            self._flush(buffer, final=True)
+        self.consumer.close()
+        self.consumer = None
+        if self.dlq is not None:
+            self.dlq.close()
+        logger.info("worker %s left the group", self.worker_id)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """One turn: consume a batch, score it, flush what is due. Returns records consumed."""
+        messages = self.consumer.consume(self.conf.batch_size, self.conf.poll_timeout_s)
+        if messages:
+            self._ingest(messages)
+        now = time.monotonic()
+        for buffer in self.buffers.due(now, self.conf.flush_records, self.conf.flush_seconds):
+            self._flush(buffer)
+        self.candidates.maybe_reload(now)
+        return len(messages)
+
+    def _ingest(self, messages: list[Any]) -> None:
+        assert self.dlq is not None
+        batch = split_batch(messages, self.topic, self.settings.tap.max_envelope_bytes)
+        self.metrics.consumed.inc(batch.consumed)
+        for message, error in batch.refused:
+            self.dlq.send(self.topic, message, error)
+            self.metrics.dlq.labels(error.reason).inc()
+        results = self.candidates.score(batch.envelopes) if batch.envelopes else []
+        scored_at_us = time.time_ns() // 1000
+        for chunk in batch.chunks:
+            self._buffer(chunk, results, scored_at_us)
+
+    def _buffer(self, chunk: Chunk, results: list[Any], scored_at_us: int) -> None:
+        buffer = self.buffers.for_partition(chunk.partition, chunk.first_offset)
+        buffer.add_offsets(chunk.first_offset, chunk.last_offset, chunk.consumed)
+        if not chunk.envelopes:
+            return
+        keys = chunk_keys(
+            chunk.envelopes, chunk.offsets, chunk.partition, self.worker_id, scored_at_us
+        )
+        mine = [r.sliced(chunk.start, chunk.stop) for r in results]
+        table = prediction_table(keys, chunk.envelopes, mine)
+        features = features_table(keys, chunk.envelopes) if self.conf.store_features else None
+        buffer.add_rows(table, features, chunk.envelopes[0].event_time)
+        if self.publish is not None:
+            self.publish(chunk.partition, table)
+
+    # -- flush and commit --------------------------------------------------------------------
+
+    def _flush(self, buffer: PartitionBuffer, final: bool = False) -> bool:
+        """Store then commit one partition's buffer; on failure pause it and back off."""
+        where = f"{self.topic}[{buffer.partition}]@{buffer.first_offset}"
+        try:
+            self._store_and_commit(buffer)
+        except ShadowError as exc:
+            self.metrics.flush_failures.inc()
+            if final:
+                logger.error("%s not flushed, left uncommitted for replay: %s", where, exc)
+                return False
+            delay = buffer.failed(time.monotonic())
+            logger.warning("%s flush failed, paused, retry in %.2fs: %s", where, delay, exc)
+            self._pause(buffer.partition)
+            return False
+        self.buffers.pop(buffer.partition)
+        self._resume(buffer.partition)
+        return True
+
+    def _store_and_commit(self, buffer: PartitionBuffer) -> None:
+        assert self.dlq is not None
+        self.dlq.settle(buffer.partition)
+        if buffer.tables:
+            started = time.perf_counter()
+            key = self.writer.write(
+                buffer.partition,
+                buffer.first_offset,
+                buffer.first_event_ms or 0,
+                buffer.tables,
+                buffer.features,
+            )
+            self.metrics.flush_seconds.observe(time.perf_counter() - started)
+            self.flushed_keys.append(key)
+        # offsets only after the object exists: a crash before this line replays the batch
+        # into the same key
+        self._commit(buffer.partition, buffer.commit_offset)
+        logger.info(
+            "%s[%d]@%d..%d stored and committed (%d records)",
+            self.topic,
+            buffer.partition,
+            buffer.first_offset,
+            buffer.last_offset,
+            buffer.records,
+        )
+
+    def _commit(self, partition: int, offset: int) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            done = self.consumer.commit(
+                offsets=[TopicPartition(self.topic, partition, offset)], asynchronous=False
+            )
+        except KafkaException as exc:
+            raise CommitError(self.topic, partition, exc.args[0].str()) from None
+        for tp in done or []:
+            if tp.error is not None:
+                raise CommitError(self.topic, partition, tp.error.str())
+        self._record_lag(partition, offset)
+
+    def _record_lag(self, partition: int, committed: int) -> None:
+        from confluent_kafka import TopicPartition
+
+        _low, high = self.consumer.get_watermark_offsets(
+            TopicPartition(self.topic, partition), cached=True
+        )
+        if high >= 0:
+            self.metrics.commit_lag.labels(str(partition)).set(max(0, high - committed))
+
+    def _pause(self, partition: int) -> None:
+        from confluent_kafka import TopicPartition
+
+        if partition not in self.paused:
+            self.consumer.pause([TopicPartition(self.topic, partition)])
+            self.paused.add(partition)
+            self.metrics.paused.set(len(self.paused))
+
+    def _resume(self, partition: int) -> None:
+        from confluent_kafka import TopicPartition
+
+        if partition in self.paused:
+            self.consumer.resume([TopicPartition(self.topic, partition)])
+            self.paused.discard(partition)
+            self.metrics.paused.set(len(self.paused))
+            logger.info("%s[%d] resumed", self.topic, partition)
+
+    # -- rebalance callbacks (run inside consume(), on this thread) --------------------------
+
+    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        logger.info("assigned %s", _names(partitions))
+
+    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        """Flush and commit what the revoked partitions hold; if that fails, drop it uncommitted."""
+        logger.info("revoked %s", _names(partitions))
+        for tp in partitions:
+            buffer = self.buffers.get(tp.partition)
+            if buffer is not None and buffer.records:
+                self._flush(buffer, final=True)
+            self._forget(tp.partition)
+
+    def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
+        """Partitions lost (session timed out): their buffers are dropped, never committed."""
+        logger.warning("lost %s: dropping their buffers uncommitted", _names(partitions))
+        for tp in partitions:
+            self._forget(tp.partition)
+            if self.dlq is not None:
+                self.dlq.drop(tp.partition)
+
+    def _forget(self, partition: int) -> None:
+        self.buffers.pop(partition)
+        self.paused.discard(partition)
+        self.metrics.paused.set(len(self.paused))
+
+    # -- operations --------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        report = self.candidates.health()
+        ok = self.consumer is not None and all(m["ok"] for m in report.values())
+        return ok, {"worker_id": self.worker_id, "ready": ok, "models": report}
+
+    def models(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "model_id": c.model_id,
+                "sha256": c.sha256,
+                "threshold": c.threshold,
+                "batches": c.batches,
+                "errors": c.errors,
+                "failures_in_row": c.failures_in_row,
+            }
+            for c in self.candidates.loaded()
+        ]
+
+
+def _names(partitions: list[Any]) -> str:
+    return ",".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def _registry_candidates(settings: Settings, metrics: WorkerMetrics) -> CandidateSet:
+    from consumers.candidates import CandidateSet
+    from consumers.registry_source import RegistryModels
+
+    return CandidateSet(
+        RegistryModels(settings),
+        settings.worker.max_model_failures,
+        settings.worker.reload_seconds,
+        metrics,
+    )
+
+
+def serve(settings: Settings) -> None:
+    """Run a worker with its HTTP endpoints until SIGTERM/SIGINT (the `shadow worker` body)."""
+    from consumers.http import WorkerHttp
+
+    worker = ShadowWorker(settings)
+    worker.install_signal_handlers()
+    http = WorkerHttp(settings.worker.http_port, worker.metrics.text, worker.health, worker.models)
+    http.start()
+    try:
+        worker.run()
+    finally:
+        http.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m consumers.worker [--config FILE]`."""
+    import argparse
+    import sys
+
+    from shadow.logs import configure_logging
+    from shadow.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m consumers.worker")
+    parser.add_argument("--config", "-c", default=None)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.log)
+        serve(settings)
+    except ShadowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

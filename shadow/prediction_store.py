@@ -1,0 +1,207 @@
+"""PredictionStore - scored batches -> one Arrow table -> Parquet bytes -> one whole-object put.
+
+The writer side of the predictions dataset (shadow.predictions holds the schema and layout).
+Rows are built column-wise per consumed chunk, so a flush only concatenates and encodes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shadow.predictions import (
+    DECISION_ALERT,
+    DECISION_PASS,
+    FEATURE_KEY_COLUMNS,
+    FEATURES,
+    PREDICTION_SCHEMA,
+    PREDICTIONS,
+    ROLE_CANDIDATE,
+    ROLE_LIVE,
+    batch_key,
+)
+
+if TYPE_CHECKING:
+    from shadow.envelope import Envelope
+    from shadow.objectstore import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+_DICT_COLUMNS = ["model_id", "role", "worker_id"]
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """One candidate's answer for one consumed chunk: scores, or the error that replaced them."""
+
+    model_id: str
+    threshold: float
+    scores: np.ndarray | None
+    latency_us: float
+    error: str | None = None
+
+    def sliced(self, start: int, stop: int) -> ModelScores:
+        scores = None if self.scores is None else self.scores[start:stop]
+        return ModelScores(self.model_id, self.threshold, scores, self.latency_us, self.error)
+
+
+@dataclass(frozen=True)
+class ChunkKeys:
+    """The columns every model's rows of a chunk share, built once."""
+
+    txn_id: pa.Array
+    event_time: pa.Array
+    kafka_offset: pa.Array
+    partition: int
+    scored_at_us: int
+    worker_id: str
+
+    def __len__(self) -> int:
+        return len(self.txn_id)
+
+
+def chunk_keys(
+    envelopes: Sequence[Envelope],
+    offsets: Sequence[int],
+    partition: int,
+    worker_id: str,
+    scored_at_us: int,
+) -> ChunkKeys:
+    """The shared columns of a chunk of envelopes read from one partition."""
+    return ChunkKeys(
+        txn_id=pa.array([e.txn_id for e in envelopes], pa.string()),
+        event_time=pa.array([e.event_time for e in envelopes], pa.int64()).cast(
+            PREDICTION_SCHEMA.field("event_time").type
+        ),
+        kafka_offset=pa.array(offsets, pa.int64()),
+        partition=partition,
+        scored_at_us=scored_at_us,
+        worker_id=worker_id,
+    )
+
+
+def prediction_table(
+    keys: ChunkKeys, envelopes: Sequence[Envelope], results: Sequence[ModelScores]
+) -> pa.Table:
+    """Long-format rows of a chunk: one per (transaction, candidate) plus the live row."""
+    parts = [_candidate_rows(keys, result) for result in results]
+    parts.append(_live_rows(keys, envelopes))
+    return pa.concat_tables(parts)
+
+
+def _candidate_rows(keys: ChunkKeys, result: ModelScores) -> pa.Table:
+    n = len(keys)
+    if result.scores is None:
+        score = pa.nulls(n, pa.float64())
+        decision = pa.nulls(n, pa.string())
+        error = pa.array([result.error or "failed"] * n, pa.string())
+    else:
+        values = np.asarray(result.scores, dtype=np.float64)
+        score = pa.array(values, pa.float64())
+        alerts = values >= result.threshold
+        decision = pa.array(np.where(alerts, DECISION_ALERT, DECISION_PASS), pa.string())
+        error = pa.nulls(n, pa.string())
+    latency = pa.array(np.full(n, result.latency_us, dtype=np.float32))
+    return _assemble(keys, result.model_id, ROLE_CANDIDATE, score, decision, latency, error)
+
+
+def _live_rows(keys: ChunkKeys, envelopes: Sequence[Envelope]) -> pa.Table:
+    n = len(keys)
+    models = pa.array([e.live.model_id for e in envelopes], pa.string()).dictionary_encode()
+    score = pa.array([e.live.score for e in envelopes], pa.float64())
+    decision = pa.array([e.live.decision for e in envelopes], pa.string())
+    latency = pa.array([e.live.latency_ms * 1000.0 for e in envelopes], pa.float32())
+    return _assemble(keys, models, ROLE_LIVE, score, decision, latency, pa.nulls(n, pa.string()))
+
+
+def _assemble(
+    keys: ChunkKeys,
+    model_id: str | pa.DictionaryArray,
+    role: str,
+    score: pa.Array,
+    decision: pa.Array,
+    latency: pa.Array,
+    error: pa.Array,
+) -> pa.Table:
+    n = len(keys)
+    fields = {f.name: f.type for f in PREDICTION_SCHEMA}
+    columns = [
+        keys.txn_id,
+        keys.event_time,
+        _model_column(model_id, n, fields["model_id"]),
+        _constant(role, n, fields["role"]),
+        score,
+        decision,
+        latency,
+        error,
+        pa.array(np.full(n, keys.partition, dtype=np.int32)),
+        keys.kafka_offset,
+        pa.array(np.full(n, keys.scored_at_us, dtype=np.int64)).cast(fields["scored_at"]),
+        _constant(keys.worker_id, n, fields["worker_id"]),
+    ]
+    return pa.Table.from_arrays(columns, schema=PREDICTION_SCHEMA)
+
+
+def _model_column(model_id: str | pa.DictionaryArray, n: int, kind: pa.DataType) -> pa.Array:
+    if isinstance(model_id, str):
+        return _constant(model_id, n, kind)
+    return model_id.cast(kind)
+
+
+def _constant(value: str, n: int, kind: pa.DictionaryType) -> pa.DictionaryArray:
+    indices = pa.array(np.zeros(n, dtype=kind.index_type.to_pandas_dtype()), kind.index_type)
+    return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
+
+
+def features_table(keys: ChunkKeys, envelopes: Sequence[Envelope]) -> pa.Table:
+    """The features dataset rows of a chunk: txn_id, event_time, then the raw features."""
+    features = pa.Table.from_pylist([e.features for e in envelopes])
+    key_columns = pa.Table.from_arrays(
+        [keys.txn_id, keys.event_time], schema=pa.schema(FEATURE_KEY_COLUMNS)
+    )
+    for name in features.column_names:
+        key_columns = key_columns.append_column(name, features.column(name))
+    return key_columns
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """The table as one Parquet file in memory: zstd, dictionary pages on the repeated columns."""
+    sink = io.BytesIO()
+    dictionary = [c for c in _DICT_COLUMNS if c in table.column_names] or False
+    pq.write_table(table, sink, compression="zstd", use_dictionary=dictionary)
+    return sink.getvalue()
+
+
+class PredictionStore:
+    """Writes a partition batch's rows as one object whose key depends only on its first offset."""
+
+    def __init__(self, store: ObjectStore, topic: str, store_features: bool = False) -> None:
+        self.store = store
+        self.topic = topic
+        self.store_features = store_features
+
+    def write(
+        self,
+        partition: int,
+        first_offset: int,
+        first_event_ms: int,
+        tables: Sequence[pa.Table],
+        features: Sequence[pa.Table] = (),
+    ) -> str:
+        """Put the batch (features first, so predictions never point at absent features)."""
+        if self.store_features and features:
+            data = parquet_bytes(pa.concat_tables(features, promote_options="permissive"))
+            key = batch_key(FEATURES, self.topic, partition, first_offset, first_event_ms)
+            self.store.put(key, data)
+        table = pa.concat_tables(tables)
+        key = batch_key(PREDICTIONS, self.topic, partition, first_offset, first_event_ms)
+        self.store.put(key, parquet_bytes(table))
+        logger.debug("wrote %s (%d rows)", key, table.num_rows)
+        return key

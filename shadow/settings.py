@@ -57,14 +57,19 @@ class TapSettings(_Section):
     """Share of transactions mirrored, chosen by a keyed hash of txn_id (repeatable)."""
     salt: str = "shadow"
     """Salt of the sampling hash; every service that samples must use the same one."""
-    drop_fields: tuple[str, ...] = ("cvv", "cvv2", "cvc", "track1", "track2", "pin")
-    """Feature names removed before anything leaves the process."""
-    hmac_fields: tuple[str, ...] = ("pan",)
-    """Feature names replaced by HMAC-SHA256(hmac_key, value) hex."""
+    drop_fields: tuple[str, ...] = ("pan", "cvv", "cvv2", "cvc", "track1", "track2", "pin")
+    """Feature names removed before anything leaves the process (the PAN too, by default)."""
+    hmac_fields: tuple[str, ...] = ()
+    """Feature names replaced by HMAC-SHA256(hmac_key, value) hex, e.g. ["pan"] to keep a
+    joinable token instead of dropping it; hashing wins over drop_fields."""
     hmac_key: SecretStr | None = None
-    """Key for hmac_fields; required when hmac_fields is not empty."""
+    """Key for hmac_fields; required (startup error) when hmac_fields is not empty."""
     queue_max_messages: int = Field(default=100_000, gt=0)
     """librdkafka queue.buffering.max.messages: beyond it offers are dropped, never blocked."""
+    queue_max_kbytes: int = Field(default=65_536, gt=0)
+    """librdkafka queue.buffering.max.kbytes: memory bound of the queue, dropped beyond it."""
+    delivery_timeout_ms: int = Field(default=120_000, gt=0)
+    """librdkafka message.timeout.ms: a message the broker has not taken by then is failed."""
     linger_ms: float = Field(default=20, ge=0)
     """librdkafka linger.ms: batching delay on the producer."""
     compression: str = "lz4"

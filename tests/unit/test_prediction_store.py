@@ -1,0 +1,88 @@
+"""Prediction store writer: rows, schema, Parquet bytes, keys that depend only on the start."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from shadow.envelope import LiveScore, make_envelope
+from shadow.objectstore import LocalStore
+from shadow.prediction_store import (
+    ModelScores,
+    PredictionStore,
+    chunk_keys,
+    features_table,
+    parquet_bytes,
+    prediction_table,
+)
+from shadow.predictions import PREDICTION_SCHEMA
+
+EVENT_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def _envelopes(n: int) -> list:
+    live = LiveScore("fraud@7", 0.25, "pass", 3.5)
+    return [
+        make_envelope(f"t{i}", {"amount": float(i), "mcc": "5411"}, live, EVENT_MS + i)
+        for i in range(n)
+    ]
+
+
+def _table(n: int = 4, results: list[ModelScores] | None = None):
+    envelopes = _envelopes(n)
+    keys = chunk_keys(envelopes, list(range(100, 100 + n)), 2, "w-1", 1_000_000)
+    results = results or [
+        ModelScores("lr@1", 0.5, np.array([0.1, 0.6, 0.5, 0.2]), 12.5),
+        ModelScores("bad@1", 0.5, None, 0.0, "model bad@1: boom"),
+    ]
+    return prediction_table(keys, envelopes, results), envelopes, keys
+
+
+def test_rows_per_model_and_live_row() -> None:
+    table, _, _ = _table()
+    assert table.schema == PREDICTION_SCHEMA
+    assert table.num_rows == 4 * 3
+    rows = table.to_pylist()
+    lr = [r for r in rows if r["model_id"] == "lr@1"]
+    assert [r["decision"] for r in lr] == ["pass", "alert", "alert", "pass"]
+    assert [r["score"] for r in lr] == [0.1, 0.6, 0.5, 0.2]
+    assert {r["latency_us"] for r in lr} == {12.5}
+    assert {r["role"] for r in lr} == {"candidate"}
+    bad = [r for r in rows if r["model_id"] == "bad@1"]
+    assert all(r["score"] is None and r["error"] == "model bad@1: boom" for r in bad)
+    live = [r for r in rows if r["role"] == "live"]
+    assert [r["model_id"] for r in live] == ["fraud@7"] * 4
+    assert {(r["score"], r["decision"], r["latency_us"]) for r in live} == {(0.25, "pass", 3500.0)}
+    assert [r["kafka_offset"] for r in live] == [100, 101, 102, 103]
+    assert {r["kafka_partition"] for r in rows} == {2}
+    assert {r["worker_id"] for r in rows} == {"w-1"}
+
+
+def test_parquet_roundtrip_is_zstd_with_dictionary_model_id() -> None:
+    table, _, _ = _table()
+    data = parquet_bytes(table)
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    column = meta.row_group(0).column(PREDICTION_SCHEMA.get_field_index("model_id"))
+    assert column.compression == "ZSTD"
+    assert "RLE_DICTIONARY" in column.encodings or "PLAIN_DICTIONARY" in column.encodings
+    back = pq.read_table(io.BytesIO(data))
+    assert back.num_rows == 12
+    assert back.column("txn_id").to_pylist() == table.column("txn_id").to_pylist()
+
+
+def test_write_key_depends_on_first_offset_and_replay_overwrites(tmp_path) -> None:
+    store = LocalStore(tmp_path)
+    writer = PredictionStore(store, "shadow.transactions", store_features=True)
+    table, envelopes, keys = _table()
+    features = features_table(keys, envelopes)
+    key = writer.write(2, 100, EVENT_MS, [table], [features])
+    assert key == "predictions/date=2026-01-01/shadow.transactions+2+00000000000000000100.parquet"
+    again = writer.write(2, 100, EVENT_MS, [table, table], [features])
+    assert again == key
+    assert store.list("predictions") == [key]
+    assert pq.read_table(io.BytesIO(store.get(key))).num_rows == 24
+    stored = pq.read_table(io.BytesIO(store.get(key.replace("predictions/", "features/"))))
+    assert stored.column_names == ["txn_id", "event_time", "amount", "mcc"]
+    assert stored.column("amount").to_pylist() == [0.0, 1.0, 2.0, 3.0]

@@ -1,0 +1,205 @@
+"""Worker parts without a broker: ingest split, buffers, candidate set, dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from consumers.buffers import PartitionBuffer, PartitionBuffers
+from consumers.candidates import Candidate, CandidateSet
+from consumers.dlq import DeadLetters
+from consumers.ingest import split_batch
+from consumers.metrics import WorkerMetrics
+from shadow.envelope import DLQ_OFFSET, DLQ_REASON, LiveScore, encode, make_envelope
+from shadow.errors import DeadLetterError, EnvelopeError, ModelError, RegistryError
+
+
+@dataclass
+class FakeMessage:
+    _partition: int
+    _offset: int
+    _value: bytes | None
+    _key: bytes | None
+
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return self._key
+
+
+def _good(partition: int, offset: int) -> FakeMessage:
+    envelope = make_envelope(f"t{partition}-{offset}", {"amount": 1.0}, LiveScore("live@1", 0.1))
+    return FakeMessage(partition, offset, encode(envelope), envelope.txn_id.encode())
+
+
+def test_split_batch_groups_by_partition_and_refuses_bad_records() -> None:
+    messages = [
+        FakeMessage(0, 10, b"not json", None),
+        _good(0, 11),
+        _good(1, 5),
+        _good(0, 12),
+        FakeMessage(1, 6, b"", None),
+    ]
+    batch = split_batch(messages, "t", 64_000)
+    assert batch.consumed == 5
+    assert [e.txn_id for e in batch.envelopes] == ["t0-11", "t0-12", "t1-5"]
+    first, second = batch.chunks
+    assert (first.partition, first.first_offset, first.last_offset, first.consumed) == (
+        0,
+        10,
+        12,
+        3,
+    )
+    assert (first.start, first.stop, first.offsets) == (0, 2, [11, 12])
+    assert (second.partition, second.first_offset, second.last_offset) == (1, 5, 6)
+    assert [(m.offset(), e.reason) for m, e in batch.refused] == [(10, "not_json"), (6, "empty")]
+
+
+def test_buffer_starts_at_first_consumed_offset_even_when_dead_lettered() -> None:
+    buffers = PartitionBuffers()
+    buffer = buffers.for_partition(3, 40)
+    buffer.add_offsets(40, 44, 5)
+    buffer.add_offsets(45, 49, 5)
+    assert (buffer.first_offset, buffer.commit_offset, buffer.records) == (40, 50, 10)
+    assert buffers.for_partition(3, 99) is buffer
+    assert buffer.due(buffer.started, flush_records=10, flush_seconds=60)
+    assert not buffer.due(buffer.started, flush_records=11, flush_seconds=60)
+    assert buffer.due(buffer.started + 61, flush_records=11, flush_seconds=60)
+
+
+def test_failed_flush_backs_off_and_doubles_up_to_a_cap() -> None:
+    buffer = PartitionBuffer(0, 0, records=1)
+    delays = [buffer.failed(100.0) for _ in range(8)]
+    assert delays[:3] == [0.25, 0.5, 1.0]
+    assert max(delays) == 5.0
+    assert not buffer.due(100.0, 1, 1)
+    assert buffer.due(105.0, 1, 1)
+
+
+@dataclass
+class FakeResult:
+    scores: Any
+
+
+class FakeScorer:
+    def __init__(self, model_id: str, fail_on: set[int] | None = None, garbage: bool = False):
+        self.model_id = model_id
+        self.fail_on = fail_on or set()
+        self.garbage = garbage
+        self.calls = 0
+
+    def score(self, envelopes: list) -> FakeResult:
+        self.calls += 1
+        if self.calls in self.fail_on:
+            raise ModelError(self.model_id, "onnxruntime failed")
+        if self.garbage:
+            return FakeResult(np.full(len(envelopes), np.nan))
+        return FakeResult(np.linspace(0.0, 1.0, len(envelopes)))
+
+    def score_canary(self) -> float:
+        return 0.5
+
+
+class FakeSource:
+    def __init__(self, scorers: dict[str, FakeScorer]) -> None:
+        self.scorers = scorers
+        self.ids = list(scorers)
+        self.reported: list[tuple[str, str]] = []
+
+    def shadow_ids(self) -> list[str]:
+        return list(self.ids)
+
+    def load(self, model_id: str) -> Candidate:
+        return Candidate(model_id, self.scorers[model_id], 0.5, 0.5)
+
+    def report_failed(self, model_id: str, reason: str) -> None:
+        self.reported.append((model_id, reason))
+        raise RegistryError("the registry is read-only in this test")
+
+
+def _envelopes(n: int) -> list:
+    return [make_envelope(f"t{i}", {}, LiveScore("live@1", 0.1)) for i in range(n)]
+
+
+def test_failing_model_gets_errors_others_complete_and_evicted_after_n() -> None:
+    source = FakeSource({"ok@1": FakeScorer("ok@1"), "bad@1": FakeScorer("bad@1", {2, 3, 4})})
+    metrics = WorkerMetrics()
+    models = CandidateSet(source, max_failures=3, reload_seconds=30, metrics=metrics)
+    models.reload()
+    first = {r.model_id: r for r in models.score(_envelopes(5))}
+    assert first["bad@1"].error is None and first["ok@1"].scores is not None
+    for _ in range(2):
+        results = {r.model_id: r for r in models.score(_envelopes(5))}
+        assert results["bad@1"].scores is None and "onnxruntime failed" in results["bad@1"].error
+        assert len(results["ok@1"].scores) == 5
+    assert len(models) == 2
+    models.score(_envelopes(5))  # third failure in a row: unloaded, reported
+    assert [c.model_id for c in models.loaded()] == ["ok@1"]
+    assert source.reported == [("bad@1", "failed 3 batches in a row")]
+    models.reload()  # still in the registry's shadow set: stays out
+    assert [c.model_id for c in models.loaded()] == ["ok@1"]
+    assert metrics.model_errors.labels("bad@1")._value.get() == 3
+    assert metrics.scored_rows.labels("ok@1")._value.get() == 20
+
+
+def test_garbage_scores_are_an_error_and_reload_follows_the_shadow_set() -> None:
+    source = FakeSource({"nan@1": FakeScorer("nan@1", garbage=True), "new@1": FakeScorer("new@1")})
+    source.ids = ["nan@1"]
+    models = CandidateSet(source, max_failures=5, reload_seconds=10)
+    models.maybe_reload(now=0.0)
+    (result,) = models.score(_envelopes(3))
+    assert result.scores is None and "non-finite" in result.error
+    source.ids = ["new@1"]
+    models.maybe_reload(now=5.0)
+    assert [c.model_id for c in models.loaded()] == ["nan@1"]
+    models.maybe_reload(now=10.0)
+    assert [c.model_id for c in models.loaded()] == ["new@1"]
+    assert models.health() == {"new@1": {"ok": True, "canary": 0.5, "expected": 0.5}}
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.callbacks: list = []
+        self.fail_next = False
+
+    def produce(self, topic: str, value: Any, key: Any, headers: Any, on_delivery: Any) -> None:
+        self.sent.append({"topic": topic, "value": value, "headers": dict(headers)})
+        self.callbacks.append(on_delivery)
+
+    def poll(self, _timeout: float) -> int:
+        return 0
+
+    def flush(self, _timeout: float) -> int:
+        for callback in self.callbacks:
+            callback("broker down" if self.fail_next else None, None)
+        self.callbacks.clear()
+        self.fail_next = False
+        return 0
+
+
+def test_dead_letters_carry_reason_and_source_and_must_be_acknowledged() -> None:
+    producer = FakeProducer()
+    letters = DeadLetters(producer, "t.dlq")
+    letters.send("t", FakeMessage(4, 77, b"{", b"k"), EnvelopeError("not_json", "bad"))
+    assert producer.sent[0]["headers"][DLQ_REASON] == b"not_json"
+    assert producer.sent[0]["headers"][DLQ_OFFSET] == b"77"
+    producer.fail_next = True
+    with pytest.raises(DeadLetterError):
+        letters.settle(4)
+    assert len(producer.sent) == 2  # sent again
+    letters.settle(4)  # acknowledged now
+    letters.settle(5)  # nothing pending for another partition

@@ -1,0 +1,218 @@
+"""ShadowTap - mirrors a keyed sample of live transactions onto Kafka without hurting production.
+
+``offer()`` samples by hash, redacts, encodes and calls ``produce()``. It never blocks (the
+producer's local queue is bounded: when full the record is dropped and counted) and never raises
+(anything unexpected is counted as rejected, with a rate-limited log line). A background thread
+serves delivery reports. Counters always satisfy
+``offered == sampled_out + enqueued + dropped + rejected``; each ``enqueued`` record later
+becomes ``delivered`` or ``failed`` (or stays in flight).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from shadow.clients import base_config
+from shadow.envelope import HEADERS, SCHEMA_VERSION, Envelope, FeatureValue, LiveScore, encode
+from shadow.redaction import Redactor
+from shadow.sampling import Sampler
+from shadow.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+COUNTERS = ("sampled_out", "enqueued", "dropped", "rejected", "delivered", "failed")
+LOG_EVERY_S = 10.0
+"""At most one log line per kind of trouble in this many seconds."""
+
+
+class _Throttled:
+    """A log line at most every LOG_EVERY_S seconds, with how many were held back."""
+
+    def __init__(self, level: int) -> None:
+        self._level = level
+        self._next = 0.0
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def log(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._held += 1
+                return
+            held, self._held, self._next = self._held, 0, now + LOG_EVERY_S
+        logger.log(self._level, message + " (%d similar held back)", *args, held)
+
+
+def _count(counter: itertools.count) -> int:
+    # itertools.count: next() is one atomic C call, safe from any number of caller threads
+    # without a lock; its repr is the only way to read the value without advancing it.
+    return int(repr(counter)[6:-1])
+
+
+def tap_producer_config(
+    settings: Settings, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """librdkafka properties of the tap's producer: safe defaults, then settings, then overrides."""
+    tap = settings.tap
+    config: dict[str, Any] = {
+        **base_config(settings.kafka),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": tap.linger_ms,
+        "compression.type": tap.compression,
+        "queue.buffering.max.messages": tap.queue_max_messages,
+        "queue.buffering.max.kbytes": tap.queue_max_kbytes,
+        "message.timeout.ms": tap.delivery_timeout_ms,
+        "message.max.bytes": max(1_000_000, tap.max_envelope_bytes + 4096),
+        "client.id": "shadow-tap",
+    }
+    config.update(tap.producer_config)
+    config.update(overrides or {})
+    return config
+
+
+def _closed(*_args: object, **_kwargs: object) -> None:
+    raise BufferError("the tap is closed")
+
+
+class ShadowTap:
+    """Offer live transactions; a keyed sample of them is mirrored onto the shadow topic."""
+
+    def __init__(self, settings: Settings, producer_config: dict[str, Any] | None = None) -> None:
+        self.topic = settings.kafka.topic
+        self.sampler = Sampler(settings.tap.sample_rate, settings.tap.salt)
+        self.redactor = Redactor.from_settings(settings.tap)
+        self._redact = self.redactor.redact
+        self._max_bytes = settings.tap.max_envelope_bytes
+        self._config = {
+            **tap_producer_config(settings, producer_config),
+            "on_delivery": self._on_delivery,
+            "error_cb": self._on_error,
+            "logger": logging.getLogger(f"{__name__}.librdkafka"),
+        }
+        for name in COUNTERS:
+            setattr(self, f"_{name}", itertools.count())
+        self._trouble = _Throttled(logging.WARNING)
+        self._undelivered = _Throttled(logging.WARNING)
+        self._fatal = threading.Event()
+        self._stop = threading.Event()
+        self._producer = Producer(self._config)
+        self._produce = self._producer.produce
+        self._poller = threading.Thread(target=self._serve, name="shadow-tap-poll", daemon=True)
+        self._poller.start()
+        logger.info(
+            "tap to %s: sample rate %.4f, %d sensitive field(s) redacted",
+            self.topic,
+            self.sampler.rate,
+            len(self.redactor.sensitive),
+        )
+
+    def offer(
+        self,
+        txn_id: str,
+        features: dict[str, FeatureValue],
+        live: LiveScore,
+        event_time: int | None = None,
+    ) -> bool:
+        """Mirror this transaction if it is in the sample; True when it was enqueued.
+
+        Never raises and never blocks: a full local queue drops the record (``dropped``),
+        anything unexpected (wrong types, non-finite live score, oversized) counts as rejected.
+        """
+        try:
+            if not self.sampler(txn_id):
+                next(self._sampled_out)
+                return False
+            if not (math.isfinite(live.score) and math.isfinite(live.latency_ms)):
+                raise ValueError("live.score and live.latency_ms must be finite")
+            if event_time is None:
+                event_time = time.time_ns() // 1_000_000
+            value = encode(
+                Envelope(SCHEMA_VERSION, txn_id, event_time, live, self._redact(features))
+            )
+            if len(value) > self._max_bytes:
+                raise ValueError(f"envelope of {len(value)} bytes exceeds {self._max_bytes}")
+            self._produce(self.topic, value, txn_id, headers=HEADERS)
+        except BufferError:
+            next(self._dropped)
+            return False
+        except Exception as exc:  # noqa: BLE001 - the live service must never see our failure
+            next(self._rejected)
+            self._trouble.log("tap rejected a transaction on %s: %s", self.topic, _describe(exc))
+            return False
+        next(self._enqueued)
+        return True
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start; offered == sampled_out + enqueued + dropped + rejected."""
+        counts = {name: _count(getattr(self, f"_{name}")) for name in COUNTERS}
+        offered = sum(counts[name] for name in ("sampled_out", "enqueued", "dropped", "rejected"))
+        return {"offered": offered, **counts, "in_flight": len(self._producer)}
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Stop accepting offers, deliver what is queued within `timeout`; returns what is left."""
+        if self._produce is _closed:
+            return 0
+        self._produce = _closed
+        self._stop.set()
+        self._poller.join()
+        left = self._producer.flush(timeout)
+        if left:
+            logger.warning("tap closed with %d record(s) undelivered on %s", left, self.topic)
+            # purged records get their delivery report now and count as failed, so the
+            # counters are final once close() returns
+            self._producer.purge()
+            self._producer.flush(0)
+        return left
+
+    def __enter__(self) -> ShadowTap:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
+            if self._fatal.is_set():
+                self._replace_producer()
+
+    def _replace_producer(self) -> None:
+        # a fatal error (e.g. an idempotence epoch that cannot be recovered) makes a producer
+        # useless for good: start a fresh one so the tap keeps mirroring, fail the old queue
+        old = self._producer
+        self._producer = Producer(self._config)
+        self._produce = self._producer.produce
+        self._fatal.clear()
+        old.purge()
+        old.flush(0)
+        logger.warning("tap producer for %s was replaced after a fatal error", self.topic)
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            next(self._delivered)
+            return
+        next(self._failed)
+        self._undelivered.log(
+            "tap record not delivered to %s[%s]: %s", msg.topic(), msg.partition(), err.str()
+        )
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            logger.error("tap producer fatal error: %s", err.str())
+            self._fatal.set()
+            return
+        self._trouble.log("tap producer: %s", err.str())
+
+
+def _describe(exc: Exception) -> str:
+    # the type and message only: messages from msgspec/ValueError name fields, never values
+    return f"{type(exc).__name__}: {exc}"

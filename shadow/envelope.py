@@ -122,6 +122,8 @@ def _classify(value: bytes, message: str) -> EnvelopeError:
         )
     if "missing required field" in message:
         return EnvelopeError("missing_field", message)
+    if "Number out of range" in message:  # e.g. 1e999: JSON's only way to say infinity
+        return EnvelopeError("non_finite", message)
     return EnvelopeError("wrong_type", message)
 
 

@@ -126,3 +126,15 @@ class CommitError(ShadowError):
         self.topic = topic
         self.partition = partition
         super().__init__(f"commit {topic}[{partition}]: {problem}")
+
+
+class RegistryUnavailable(RegistryError):
+    """The governance database could not be reached or was busy; retrying may succeed."""
+
+    transient = True
+
+
+class ConcurrentTransition(RegistryError):
+    """Another actor changed the model between reading and writing it; re-read and retry."""
+
+    transient = True

@@ -1,0 +1,190 @@
+"""OnnxScorer - one verified ONNX model scoring batches of envelopes, on one shared thread pool.
+
+The file's sha256 is checked against the card on the very bytes the session is built from, so a
+file swapped on disk is refused even when the registry still lists it. Every session in the
+process shares ONNX Runtime's global thread pool (sized once, by the first scorer), so N models
+do not run N pools fighting over the same cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shadow.envelope import Envelope
+from shadow.errors import ModelError
+from shadow.modelcard import ModelCard, sha256_of
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+logger = logging.getLogger(__name__)
+
+_pool_lock = threading.Lock()
+_pool_threads: int | None = None
+
+_NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "bool": np.bool_}
+
+
+@dataclass(frozen=True)
+class ScoreBatch:
+    """One model's answer for one batch: a score per envelope, in order."""
+
+    scores: np.ndarray
+    """float64 (n,): the positive-class probability (or the model's plain score)."""
+    seconds: float
+    """Wall time of the batch: building the inputs and running the model."""
+    missing: int
+    """Feature values that were absent, null or of the wrong type, filled with NaN, "", 0."""
+
+
+def shared_thread_pool(intra_op_threads: int) -> int:
+    """Size the process-wide ONNX Runtime pool once; later calls keep the first size."""
+    global _pool_threads
+    import onnxruntime
+
+    with _pool_lock:
+        if _pool_threads is None:
+            # errors reach the caller as ModelError; ONNX Runtime's own log would repeat them
+            onnxruntime.set_default_logger_severity(3)
+            onnxruntime.set_global_thread_pool_sizes(intra_op_threads, 1)
+            _pool_threads = intra_op_threads
+        elif _pool_threads != intra_op_threads:
+            logger.warning(
+                "ONNX Runtime pool already has %d threads; %d ignored",
+                _pool_threads,
+                intra_op_threads,
+            )
+        return _pool_threads
+
+
+def create_session(model_id: str, data: bytes, intra_op_threads: int = 1) -> Any:
+    """An InferenceSession on the shared pool; ModelError when the bytes do not load."""
+    import onnxruntime
+
+    shared_thread_pool(intra_op_threads)
+    options = onnxruntime.SessionOptions()
+    options.use_per_session_threads = False
+    options.log_severity_level = 3
+    try:
+        return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own hierarchy
+        raise ModelError(model_id, f"does not load in ONNX Runtime: {_first_line(exc)}") from None
+
+
+class OnnxScorer:
+    """Scores batches of envelopes with one model; a failing batch raises ModelError."""
+
+    def __init__(self, card: ModelCard, path: Path, intra_op_threads: int = 1) -> None:
+        self.card = card
+        self.model_id = card.model_id
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ModelError(card.model_id, f"cannot read {path}: {exc.strerror}") from None
+        # verify the very bytes the session is built from: no window to swap the file between
+        digest = sha256_of(data)
+        if digest != card.sha256:
+            raise ModelError(
+                card.model_id,
+                f"sha256 mismatch: file {path} has {digest[:12]}..., card {card.sha256[:12]}...",
+            )
+        self._session: onnxruntime.InferenceSession = create_session(
+            card.model_id, data, intra_op_threads
+        )
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        self._ranks = {i.name: len(i.shape) for i in self._session.get_inputs()}
+        logger.info("loaded model %s (%s inputs)", self.model_id, card.input_kind)
+
+    def score(self, envelopes: Sequence[Envelope]) -> ScoreBatch:
+        """Score a batch; ModelError when the model raises or answers in the wrong shape."""
+        started = time.perf_counter()
+        rows = [e.features for e in envelopes]
+        return self._score_rows(rows, started)
+
+    def score_features(self, rows: Sequence[dict[str, Any]]) -> ScoreBatch:
+        """Score feature dicts directly (canaries, benches)."""
+        return self._score_rows(rows, time.perf_counter())
+
+    def score_canary(self) -> float:
+        """The model's score for the card's canary transaction."""
+        return float(self.score_features([self.card.canary]).scores[0])
+
+    def _score_rows(self, rows: Sequence[dict[str, Any]], started: float) -> ScoreBatch:
+        n = len(rows)
+        if n == 0:
+            return ScoreBatch(np.empty(0, dtype=np.float64), 0.0, 0)
+        feeds, missing = self._feeds(rows)
+        try:
+            outputs = self._session.run([self.card.score_output], feeds)
+        except Exception as exc:  # noqa: BLE001 - any failure fails this model's batch only
+            raise ModelError(self.model_id, f"scoring failed: {_first_line(exc)}") from None
+        scores = _positive_scores(self.model_id, outputs[0], n)
+        return ScoreBatch(scores, time.perf_counter() - started, missing)
+
+    def _feeds(self, rows: Sequence[dict[str, Any]]) -> tuple[dict[str, np.ndarray], int]:
+        features = self.card.features
+        if self.card.input_kind == "tensor":
+            columns = [_column(rows, name, kind) for name, kind in features.items()]
+            dtype = _NUMPY_TYPES.get(next(iter(features.values())), np.float32)
+            matrix = np.column_stack([c for c, _ in columns]).astype(dtype, copy=False)
+            return {self._inputs[0]: matrix}, sum(m for _, m in columns)
+        feeds: dict[str, np.ndarray] = {}
+        missing = 0
+        for name, kind in features.items():
+            column, filled = _column(rows, name, kind)
+            missing += filled
+            feeds[name] = column.reshape(-1, 1) if self._ranks.get(name) == 2 else column
+        return feeds, missing
+
+
+def _column(rows: Sequence[dict[str, Any]], name: str, kind: str) -> tuple[np.ndarray, int]:
+    """One feature across the batch as a numpy array, and how many values were filled."""
+    values = [row.get(name) for row in rows]
+    if kind == "string":
+        missing = sum(1 for v in values if v is None)
+        return np.array(["" if v is None else str(v) for v in values], dtype=object), missing
+    dtype = _NUMPY_TYPES.get(kind, np.float32)
+    fill = math.nan if kind in ("float", "double") else 0
+    missing = sum(1 for v in values if v is None)
+    try:
+        column = np.array([fill if v is None else v for v in values], dtype=dtype)
+    except (TypeError, ValueError):
+        # a value of the wrong type (a string where a number belongs) is filled like a gap
+        cleaned = [_number_or(v, fill) for v in values]
+        missing = sum(1 for v, c in zip(values, cleaned, strict=True) if c is fill or v is None)
+        column = np.array(cleaned, dtype=dtype)
+    return column, missing
+
+
+def _number_or(value: Any, fill: float) -> Any:
+    if isinstance(value, bool | int | float):
+        return value
+    return fill
+
+
+def _positive_scores(model_id: str, output: Any, n: int) -> np.ndarray:
+    """Column 1 of an [n, 2] probability matrix, or a plain [n] / [n, 1] score, as float64."""
+    array = np.asarray(output)
+    if array.ndim == 2 and array.shape == (n, 2):
+        array = array[:, 1]
+    elif array.ndim == 2 and array.shape == (n, 1):
+        array = array[:, 0]
+    if array.shape != (n,) or array.dtype.kind not in "fiu":
+        raise ModelError(
+            model_id, f"returned {array.dtype} of shape {np.shape(output)} for {n} rows"
+        )
+    return array.astype(np.float64, copy=False)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

@@ -1,0 +1,196 @@
+"""`shadow models` - register models, move them through their lifecycle, read their history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from shadow.cli.common import ConfigOption, JsonOption, settings_from
+from shadow.errors import UsageError
+
+if TYPE_CHECKING:
+    from shadow.registry import Event, ModelRecord, ModelRegistry
+
+app = typer.Typer(help="Model registry: register, list, show, transition, history.")
+
+ActorOption = Annotated[
+    str | None, typer.Option("--actor", help="Who acts (default user@host).", show_default=False)
+]
+
+
+def _registry(config: Path | None) -> ModelRegistry:
+    from shadow.registry import ModelRegistry
+
+    return ModelRegistry.from_settings(settings_from(config))
+
+
+@app.command("register")
+def register(
+    path: Annotated[Path, typer.Argument(help="The ONNX file.")],
+    name: Annotated[str, typer.Option("--name", help="Model name.")],
+    version: Annotated[str, typer.Option("--version", help="Model version.")],
+    threshold: Annotated[float, typer.Option(help="Decision threshold.")] = 0.5,
+    canary: Annotated[
+        Path | None,
+        typer.Option(help='JSON file: {"features": {...}, "score": 0.12} or the features alone.'),
+    ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON list of the transaction's feature names; inputs must be among them."
+        ),
+    ] = None,
+    sha256: Annotated[str | None, typer.Option(help="Expected sha256 of the file.")] = None,
+    owner: Annotated[str, typer.Option(help="Owning team or person.")] = "",
+    description: Annotated[str, typer.Option(help="What the model is.")] = "",
+    training_data: Annotated[str, typer.Option(help="Reference to the training data.")] = "",
+    actor: ActorOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check an ONNX file and register it in state `registered`."""
+    canary_features, canary_score = _read_canary(canary)
+    card = _registry(config).register(
+        path,
+        name,
+        version,
+        threshold=threshold,
+        canary=canary_features,
+        canary_score=canary_score,
+        feature_names=_read_json(features, list) if features else None,
+        actor=actor,
+        owner=owner,
+        description=description,
+        training_data=training_data,
+        sha256=sha256,
+    )
+    if as_json:
+        typer.echo(card.to_json())
+    else:
+        typer.echo(f"registered {card.model_id} sha256 {card.sha256} canary {card.canary_score}")
+
+
+@app.command("list")
+def list_models(
+    state: Annotated[str | None, typer.Option(help="Only models in this state.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List registered models and their states."""
+    records = _registry(config).list(state)
+    if as_json:
+        typer.echo(json.dumps([_record_json(r) for r in records], indent=1))
+        return
+    rows = [
+        [r.model_id, r.state, r.card.input_kind, str(len(r.card.features)), r.card.sha256[:12]]
+        for r in records
+    ]
+    _table("models", ["model", "state", "inputs", "features", "sha256"], rows)
+
+
+@app.command("show")
+def show(
+    model_id: Annotated[str, typer.Argument(help="name@version")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one model's card and state."""
+    record = _registry(config).get(model_id)
+    data = _record_json(record)
+    if as_json:
+        typer.echo(json.dumps(data, indent=1))
+        return
+    card = data.pop("card")
+    card["features"] = ", ".join(f"{k}:{v}" for k, v in card["features"].items())
+    card["canary"] = f"{len(card['canary'])} feature values"
+    _table(model_id, ["field", "value"], [[k, str(v)] for k, v in {**data, **card}.items()])
+
+
+@app.command("transition")
+def transition(
+    model_id: Annotated[str, typer.Argument(help="name@version")],
+    state: Annotated[str, typer.Argument(help="The new state.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the history).")],
+    evidence: Annotated[
+        str | None, typer.Option(help="Evidence, e.g. a gate report id.", show_default=False)
+    ] = None,
+    actor: ActorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Move a model to another state (the move is recorded as an event)."""
+    event = _registry(config).transition(model_id, state, actor, reason, evidence)
+    typer.echo(f"{model_id}: {event.from_state} -> {event.to_state} (event {event.event_id})")
+
+
+@app.command("history")
+def history(
+    model_id: Annotated[str, typer.Argument(help="name@version")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every event of one model, oldest first."""
+    events = _registry(config).history(model_id)
+    if as_json:
+        typer.echo(json.dumps([_event_json(e) for e in events], indent=1))
+        return
+    rows = [
+        [e.at.isoformat(timespec="seconds"), e.from_state or "", e.to_state, e.actor, e.reason]
+        + [e.evidence or ""]
+        for e in events
+    ]
+    _table(model_id, ["at", "from", "to", "actor", "reason", "evidence"], rows)
+
+
+def _read_json(path: Path, kind: type) -> Any:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, kind):
+        raise UsageError(f"{path} must hold a JSON {kind.__name__}")
+    return data
+
+
+def _read_canary(path: Path | None) -> tuple[dict[str, Any] | None, float | None]:
+    if path is None:
+        return None, None
+    data = _read_json(path, dict)
+    if isinstance(data.get("features"), dict):
+        score = data.get("score")
+        return data["features"], float(score) if score is not None else None
+    return data, None
+
+
+def _record_json(record: ModelRecord) -> dict[str, Any]:
+    return {
+        "model_id": record.model_id,
+        "state": record.state,
+        "object_key": record.object_key,
+        "updated_at": record.updated_at.isoformat(),
+        "card": record.card.model_dump(mode="json"),
+    }
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    data = asdict(event)
+    data["at"] = event.at.isoformat()
+    return data
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)

@@ -137,11 +137,14 @@ def history(
         typer.echo(json.dumps([_event_json(e) for e in events], indent=1))
         return
     rows = [
-        [e.at.isoformat(timespec="seconds"), e.from_state or "", e.to_state, e.actor, e.reason]
-        + [e.evidence or ""]
+        [_when(e), e.from_state or "", e.to_state, e.actor, e.reason, e.evidence or ""]
         for e in events
     ]
     _table(model_id, ["at", "from", "to", "actor", "reason", "evidence"], rows)
+
+
+def _when(event: Event) -> str:
+    return event.at.isoformat(timespec="seconds")
 
 
 def _read_json(path: Path, kind: type) -> Any:

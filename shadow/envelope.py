@@ -1,12 +1,24 @@
-"""Envelope - the transaction record on the topic, and the one place its bytes are made and read.
+"""Envelope - the two topic records (transaction envelope, prediction record) and their bytes.
 
-Schema 1, as JSON so a live service in any language can produce it::
+This module is the one place Kafka record values are made and read.
+
+The transaction envelope (the tap's topic), schema 1, as JSON so a live service in any language
+can produce it::
 
     {"schema": 1, "txn_id": "t-1", "event_time": 1767225600000,
      "live": {"model_id": "fraud@7", "score": 0.12, "decision": "pass", "latency_ms": 3.1},
      "features": {"amount": 12.5, "merchant_category": "5411", "card_present": true}}
 
 Kafka key = txn_id as UTF-8; header ``shadow-schema`` = b"1".
+
+The prediction record (``worker.predictions_topic``, read by the monitor), one per transaction::
+
+    {"schema": 1, "txn_id": "t-1", "event_time": 1767225600000,
+     "live": {"model_id": "fraud@7", "score": 0.12, "decision": "pass", "latency_ms": 3.1},
+     "candidates": [{"model_id": "fraud@8", "score": 0.10, "error": null, "latency_us": 41.5}]}
+
+Kafka key = txn_id, Kafka timestamp = event_time. A candidate's score is null when it failed
+(error says why) or when it was not finite (error null: JSON has no NaN).
 """
 
 from __future__ import annotations
@@ -148,3 +160,52 @@ def _check(envelope: Envelope, key: bytes | None) -> None:
 def key_of(envelope: Envelope) -> bytes:
     """The Kafka key of an envelope: txn_id as UTF-8."""
     return envelope.txn_id.encode()
+
+
+# -- the prediction record (worker.predictions_topic -> monitor) ------------------------------
+
+PREDICTION_RECORD_VERSION = 1
+
+
+class CandidateScore(msgspec.Struct, frozen=True):
+    """One candidate's answer for one transaction."""
+
+    model_id: str
+    score: float | None
+    error: str | None = None
+    latency_us: float = 0.0
+
+
+class PredictionRecord(msgspec.Struct, frozen=True):
+    """One scored transaction: the live answer and every candidate's, for the monitor."""
+
+    schema: int
+    txn_id: str
+    event_time: int
+    live: LiveScore
+    candidates: list[CandidateScore]
+
+
+_prediction_decoder = msgspec.json.Decoder(PredictionRecord)
+
+
+def encode_prediction(record: PredictionRecord) -> bytes:
+    """PredictionRecord -> JSON bytes (the value on worker.predictions_topic)."""
+    return _encoder.encode(record)
+
+
+def decode_prediction(value: bytes | None) -> PredictionRecord:
+    """Value on worker.predictions_topic -> PredictionRecord, or EnvelopeError."""
+    if not value:
+        raise EnvelopeError("empty", "the record has no value")
+    try:
+        record = _prediction_decoder.decode(value)
+    except msgspec.ValidationError as exc:
+        raise EnvelopeError("wrong_type", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise EnvelopeError("not_json", str(exc)) from None
+    if record.schema != PREDICTION_RECORD_VERSION:
+        raise EnvelopeError(
+            "schema_version", f"schema {record.schema}, expected {PREDICTION_RECORD_VERSION}"
+        )
+    return record

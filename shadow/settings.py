@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -145,6 +145,60 @@ class LogSettings(_Section):
     """Write logs as JSON lines instead of text."""
 
 
+MonitorMetric = Literal[
+    "count", "error_rate", "nan_rate", "mean_score", "agreement", "psi", "p99_latency_us"
+]
+
+
+class MonitorRule(_Section):
+    metric: MonitorMetric
+    """Window figure the rule watches."""
+    op: Literal[">", "<"]
+    """Breach when the figure is above (>) or below (<) the threshold."""
+    threshold: float
+    """The limit, e.g. 0.05 for an error rate of 5 %."""
+    windows: int = Field(default=1, gt=0)
+    """Breach only when this many of the candidate's latest judged windows all cross the limit."""
+
+
+def _default_rules() -> tuple[MonitorRule, ...]:
+    return (
+        MonitorRule(metric="error_rate", op=">", threshold=0.05, windows=3),
+        MonitorRule(metric="agreement", op="<", threshold=0.5, windows=5),
+        MonitorRule(metric="nan_rate", op=">", threshold=0.01, windows=1),
+        MonitorRule(metric="psi", op=">", threshold=1.0, windows=5),
+    )
+
+
+class MonitorSettings(_Section):
+    app_id: str = "shadow-monitor"
+    """Faust application id: its consumer group and the prefix of its changelog topics."""
+    data_dir: Path = Path("shadow-data/monitor")
+    """Faust's local data folder."""
+    window_seconds: float = Field(default=60.0, gt=0)
+    """Length of the tumbling windows, by the records' event time."""
+    grace_seconds: float = Field(default=5.0, ge=0)
+    """A window is judged this long after its end, so late records still count."""
+    keep_windows: int = Field(default=60, gt=0)
+    """Windows kept per candidate in the table and its changelog; older ones are deleted."""
+    min_count: int = Field(default=50, gt=0)
+    """A candidate's window with fewer records is shown but never judged."""
+    live_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Decision threshold of the live model; agreement compares both scores against it."""
+    rules: tuple[MonitorRule, ...] = Field(default_factory=_default_rules)
+    """Early-warning rules; a breach moves the candidate shadow -> failed in the registry."""
+    fail_candidates: bool = True
+    """Record breaches in the registry (false: only log them and count them in the metrics)."""
+    check_seconds: float = Field(default=5.0, gt=0)
+    """How often closed windows are judged against the rules."""
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    """Port of Faust's web server: /shadow/windows/ (JSON) and /metrics (Prometheus)."""
+    web_host: str = "0.0.0.0"
+    """Address Faust's web server binds to."""
+    partitions: int = Field(default=6, gt=0)
+    """Partitions of the predictions topic when the monitor has to create it."""
+
+
 class Settings(BaseSettings):
     """Everything shadow is configured with; build it with `load_settings()`."""
 
@@ -163,6 +217,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     analysis: AnalysisSettings = AnalysisSettings()
     log: LogSettings = LogSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -55,7 +55,7 @@ class ColumnMap:
     event_time: str | None = "event_time"
     """Epoch ms, ISO-8601 text or a timestamp; a missing column means "now"."""
     live_score: str = "live_score"
-    model_id: str = "live"
+    model_id: str = "live@replay"
     """The live model's id for every row, unless model_id_column names a column."""
     model_id_column: str | None = None
     decision: str | None = None

@@ -109,7 +109,7 @@ class ShadowTap:
         self._poller = threading.Thread(target=self._serve, name="shadow-tap-poll", daemon=True)
         self._poller.start()
         logger.info(
-            "tap to %s: sample rate %.4f, %d sensitive field(s) redacted",
+            "tap to %s: sample rate %.4f, %d sensitive field name(s) redacted",
             self.topic,
             self.sampler.rate,
             len(self.redactor.sensitive),

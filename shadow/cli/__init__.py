@@ -9,6 +9,7 @@ import typer
 from shadow.cli import config as config_cmd
 from shadow.cli import dev as dev_cmd
 from shadow.cli import models as models_cmd
+from shadow.cli import tap as tap_cmd
 from shadow.errors import ShadowError
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(tap_cmd.app, name="tap")
 
 
 def main() -> None:

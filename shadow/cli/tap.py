@@ -1,0 +1,178 @@
+"""`shadow tap` - mirror a file of past transactions, or synthetic live traffic, onto the topic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shadow.cli.common import ConfigOption, JsonOption, settings_from
+from shadow.errors import UsageError
+from shadow.settings import Settings
+
+app = typer.Typer(help="Mirror transactions onto the shadow topic.", no_args_is_help=True)
+
+SampleRateOption = Annotated[
+    float | None,
+    typer.Option(
+        "--sample-rate", help="Share mirrored (else tap.sample_rate).", show_default=False
+    ),
+]
+
+
+def parse_rate(text: str | None) -> float | None:
+    """'500/s' or '500' -> 500.0; None or '0' -> no limit."""
+    if not text:
+        return None
+    number = text.strip().lower().removesuffix("/s")
+    try:
+        rate = float(number)
+    except ValueError:
+        raise UsageError(f"--rate-limit {text!r}: expected rows per second, e.g. 500/s") from None
+    if rate < 0:
+        raise UsageError(f"--rate-limit {text!r} must not be negative")
+    return rate or None
+
+
+def with_sample_rate(settings: Settings, rate: float | None) -> Settings:
+    if rate is None:
+        return settings
+    if not 0.0 <= rate <= 1.0:
+        raise UsageError(f"--sample-rate {rate} is outside [0, 1]")
+    tap = settings.tap.model_copy(update={"sample_rate": rate})
+    return settings.model_copy(update={"tap": tap})
+
+
+def _progress() -> Any:
+    """A progress bar on stderr, so --json output on stdout stays one clean line."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+
+
+def _print_summary(title: str, summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    for name, value in summary.items():
+        table.add_row(name, str(value))
+    Console().print(table)
+
+
+@app.command("replay")
+def replay_cmd(
+    file: Annotated[Path, typer.Argument(help="Parquet, CSV or JSON Lines file.")],
+    rate_limit: Annotated[
+        str | None, typer.Option("--rate-limit", help="At most N rows per second, e.g. 500/s.")
+    ] = None,
+    sample_rate: SampleRateOption = None,
+    txn_id: Annotated[str, typer.Option("--txn-id-column")] = "txn_id",
+    event_time: Annotated[
+        str, typer.Option("--event-time-column", help="Missing column: now.")
+    ] = "event_time",
+    live_score: Annotated[str, typer.Option("--live-score-column")] = "live_score",
+    live_model_id: Annotated[
+        str, typer.Option("--live-model-id", help="Live model id for every row.")
+    ] = "live@replay",
+    model_id_column: Annotated[
+        str | None, typer.Option("--model-id-column", help="Column with the live model id.")
+    ] = None,
+    decision: Annotated[str | None, typer.Option("--decision-column")] = None,
+    latency: Annotated[str | None, typer.Option("--latency-ms-column")] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Column not sent as a feature.")
+    ] = None,
+    string_columns: Annotated[
+        list[str] | None, typer.Option("--string-column", help="CSV column kept as text.")
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Mirror past transactions through the tap's sampling, redaction and encoding."""
+    from producers.replay import ColumnMap, count_rows, replay
+    from producers.tap import ShadowTap
+
+    columns = ColumnMap(
+        txn_id=txn_id,
+        event_time=event_time,
+        live_score=live_score,
+        model_id=live_model_id,
+        model_id_column=model_id_column,
+        decision=decision,
+        latency_ms=latency,
+        exclude=tuple(exclude or ()),
+        string_columns=tuple(string_columns or ()),
+    )
+    limit = parse_rate(rate_limit)
+    total = count_rows(file)
+    settings = with_sample_rate(settings_from(config), sample_rate)
+    with ShadowTap(settings) as tap, _progress() as bar:
+        task = bar.add_task(f"replay {file.name}", total=total)
+        summary = replay(file, tap, columns, limit, lambda done: bar.update(task, completed=done))
+        tap.close(30)
+        stats = tap.stats()
+    problems = [f"row {number}: {problem}" for number, problem in summary.problems]
+    result = {"rows": summary.rows, "malformed": summary.malformed, **stats}
+    result |= {"seconds": round(summary.seconds, 2), "first_problems": problems}
+    _print_summary(f"replay of {file.name}", result, as_json)
+
+
+@app.command("synthetic")
+def synthetic_cmd(
+    tps: Annotated[float, typer.Option("--tps", help="Transactions per second.")] = 200,
+    seconds: Annotated[float, typer.Option("--seconds", help="How long to run.")] = 10,
+    live_model: Annotated[
+        Path | None,
+        typer.Option("--live-model", help="Live ONNX model (else the reference lr model)."),
+    ] = None,
+    live_model_id: Annotated[str | None, typer.Option("--live-model-id")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    threshold: Annotated[float, typer.Option("--threshold", help="Live alert threshold.")] = 0.5,
+    micro_batch: Annotated[int, typer.Option("--micro-batch", help="Rows per live call.")] = 1,
+    labels_out: Annotated[
+        bool, typer.Option("--labels-out", help="Write the labels to the store's labels/.")
+    ] = False,
+    sample_rate: SampleRateOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stand in for the live service: generate, score with the live model, offer to the tap."""
+    from producers.synthetic import SyntheticLiveService
+
+    if tps <= 0 or seconds <= 0:
+        raise UsageError("--tps and --seconds must be positive")
+    settings = with_sample_rate(settings_from(config), sample_rate)
+    if live_model is None:
+        from shadow.reference_models import build_reference_models
+
+        live_model = build_reference_models(seed=seed)["lr"].path
+        live_model_id = live_model_id or "lr@ref"
+    if not live_model.is_file():
+        raise UsageError(f"--live-model {live_model}: no such file")
+    model_id = live_model_id or f"{live_model.stem}@live"
+    if "@" not in model_id.strip("@"):
+        raise UsageError(f"--live-model-id {model_id!r}: expected name@version")
+    service = SyntheticLiveService(settings, live_model, model_id, seed, threshold, micro_batch)
+    total = max(1, round(tps * seconds))
+    with _progress() as bar:
+        task = bar.add_task("live traffic", total=total)
+        run = service.run(tps, seconds, lambda done, _total: bar.update(task, completed=done))
+    summary = run.summary()
+    if labels_out:
+        from shadow.objectstore import open_store
+
+        summary["labels_key"] = service.write_labels(open_store(settings.store))
+    _print_summary("synthetic live traffic", summary, as_json)

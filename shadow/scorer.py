@@ -3,7 +3,9 @@
 The file's sha256 is checked against the card on the very bytes the session is built from, so a
 file swapped on disk is refused even when the registry still lists it. Every session in the
 process shares ONNX Runtime's global thread pool (sized once, by the first scorer), so N models
-do not run N pools fighting over the same cores.
+do not run N pools fighting over the same cores. Once that pool exists, ONNX Runtime refuses any
+session made with per-session threads (its default): create other sessions with
+``create_session`` or with ``SessionOptions.use_per_session_threads = False``.
 """
 
 from __future__ import annotations

@@ -136,6 +136,10 @@ class AnalysisSettings(_Section):
     """Bootstrap resamples for the confidence intervals of labelled metrics."""
     seed: int = 7
     """Seed for bootstrap resampling."""
+    bootstrap_rows: int = Field(default=50_000, gt=0)
+    """Rows in the m-out-of-n bootstrap subsample (CI widths rescaled to the whole window)."""
+    live_threshold: float | None = None
+    """Live decision threshold; unset means the production card's, else 0.5."""
 
 
 class LogSettings(_Section):

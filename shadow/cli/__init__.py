@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from shadow.cli import analysis as analysis_cmd
 from shadow.cli import config as config_cmd
 from shadow.cli import dev as dev_cmd
 from shadow.cli import models as models_cmd
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(config_cmd.app, name="config")
+analysis_cmd.register(app)
 app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(tap_cmd.app, name="tap")

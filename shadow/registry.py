@@ -20,26 +20,39 @@ from_state == to_state. ONNX files live in the object store under
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import logging
-import re
 import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from shadow import registry_checks as checks
 from shadow.errors import ConcurrentTransition, ModelError, RegistryError, RegistryUnavailable
 from shadow.modelcard import ModelCard, model_id_of, sha256_file, sha256_of, split_model_id
 from shadow.objectstore import ObjectStore
-from shadow.registry_db import events, models, open_engine
+from shadow.registry_db import (
+    Event,
+    ModelRecord,
+    append_event,
+    compare_and_set,
+    event_of,
+    events,
+    first_line,
+    locked_row,
+    models,
+    now_utc,
+    open_engine,
+    record_of,
+    retire_production,
+    row_values,
+    safe_url,
+)
 
 if TYPE_CHECKING:
     from shadow.settings import Settings
@@ -55,36 +68,6 @@ MOVES: dict[str, tuple[str, ...]] = {
     "production": ("retired",),
     "retired": (),
 }
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """A registered model: its card, its current state and where its file is."""
-
-    card: ModelCard
-    state: str
-    object_key: str
-    updated_at: dt.datetime
-    row_version: int
-
-    @property
-    def model_id(self) -> str:
-        return self.card.model_id
-
-
-@dataclass(frozen=True)
-class Event:
-    """One line of a model's history; from_state is None for the registration itself."""
-
-    event_id: int
-    model_id: str
-    from_state: str | None
-    to_state: str
-    actor: str
-    reason: str
-    evidence: str | None
-    at: dt.datetime
 
 
 def default_actor() -> str:
@@ -109,7 +92,7 @@ class ModelRegistry:
         try:
             self._engine = open_engine(url)
         except OperationalError as exc:
-            raise RegistryUnavailable(f"registry {_safe(url)}: {_first(exc)}") from None
+            raise RegistryUnavailable(f"registry {safe_url(url)}: {first_line(exc)}") from None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelRegistry:
@@ -142,7 +125,7 @@ class ModelRegistry:
         transaction, and ``canary_score``, when given, must be reproduced within 1e-5.
         """
         model_id = model_id_of(name, version)
-        _check_names(name, version)
+        checks.check_names(name, version)
         self._refuse_existing(model_id)
         model, data = checks.read_model_bytes(model_id, Path(path))
         checks.check_sha256(model_id, data, sha256)
@@ -162,7 +145,7 @@ class ModelRegistry:
             description=description,
             training_data=training_data,
         )
-        card = _with_canary_score(card, data, canary_score)
+        card = checks.with_canary_score(card, data, canary_score)
         self._insert(card, data, actor or default_actor())
         logger.info("registered model %s (%s)", model_id, card.sha256[:12])
         return card
@@ -172,7 +155,7 @@ class ModelRegistry:
             row = conn.execute(select(models).where(models.c.model_id == model_id)).one_or_none()
         if row is None:
             raise RegistryError(f"model {model_id} is not registered")
-        return _record(row)
+        return record_of(row)
 
     def list(self, state: str | None = None) -> list[ModelRecord]:
         query = select(models).order_by(models.c.name, models.c.created_at, models.c.version)
@@ -180,7 +163,7 @@ class ModelRegistry:
             _check_state(state)
             query = query.where(models.c.state == state)
         with self._read() as conn:
-            return [_record(row) for row in conn.execute(query)]
+            return [record_of(row) for row in conn.execute(query)]
 
     def shadow_set(self) -> list[ModelCard]:
         """Exactly the models in state ``shadow``: what the workers must load."""
@@ -190,13 +173,13 @@ class ModelRegistry:
         query = select(models).where(models.c.name == name, models.c.state == "production")
         with self._read() as conn:
             row = conn.execute(query).one_or_none()
-        return _record(row) if row is not None else None
+        return record_of(row) if row is not None else None
 
     def history(self, model_id: str) -> list[Event]:
         self.get(model_id)
         query = select(events).where(events.c.model_id == model_id).order_by(events.c.event_id)
         with self._read() as conn:
-            return [_event(row) for row in conn.execute(query)]
+            return [event_of(row) for row in conn.execute(query)]
 
     def transition(
         self,
@@ -212,13 +195,13 @@ class ModelRegistry:
             raise RegistryError(f"model {model_id}: a transition needs a reason")
         who = actor or default_actor()
         with self._write() as conn:
-            row = _locked_row(conn, model_id)
+            row = locked_row(conn, model_id)
             _check_move(model_id, row.state, to_state)
-            now = _now()
+            now = now_utc()
             if to_state == "production":
-                _retire_production(conn, row.name, model_id, who, now, evidence)
-            _compare_and_set(conn, row, to_state, now)
-            event = _append(conn, model_id, row.state, to_state, who, reason, evidence, now)
+                retire_production(conn, row.name, model_id, who, now, evidence)
+            compare_and_set(conn, row, to_state, now)
+            event = append_event(conn, model_id, row.state, to_state, who, reason, evidence, now)
         logger.info("model %s: %s -> %s by %s", model_id, row.state, to_state, who)
         return event
 
@@ -227,8 +210,10 @@ class ModelRegistry:
     ) -> Event:
         """A note in the history that changes no state (e.g. a worker unloading a model)."""
         with self._write() as conn:
-            row = _locked_row(conn, model_id)
-            return _append(conn, model_id, row.state, row.state, actor, reason, evidence, _now())
+            row = locked_row(conn, model_id)
+            return append_event(
+                conn, model_id, row.state, row.state, actor, reason, evidence, now_utc()
+            )
 
     def fetch(self, model_id: str, cache_dir: Path) -> Path:
         """A local copy of the model's ONNX file, sha256 verified (cached by name/version)."""
@@ -257,11 +242,13 @@ class ModelRegistry:
     def _insert(self, card: ModelCard, data: bytes, actor: str) -> None:
         key = object_key_of(card.name, card.version)
         written = False
-        now = _now()
+        now = now_utc()
         try:
             with self._write() as conn:
-                conn.execute(models.insert().values(**_row_values(card, key, now)))
-                _append(conn, card.model_id, None, "registered", actor, "registered", None, now)
+                conn.execute(models.insert().values(**row_values(card, key, now)))
+                append_event(
+                    conn, card.model_id, None, "registered", actor, "registered", None, now
+                )
                 # the object goes in while the row is uncommitted: a failed put leaves no row
                 self.store.put(key, data)
                 written = True
@@ -278,7 +265,7 @@ class ModelRegistry:
             with self._engine.connect() as conn:
                 yield conn
         except OperationalError as exc:
-            raise RegistryUnavailable(f"registry {_safe(self.url)}: {_first(exc)}") from None
+            raise RegistryUnavailable(f"registry {safe_url(self.url)}: {first_line(exc)}") from None
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -286,33 +273,11 @@ class ModelRegistry:
             with self._engine.begin() as conn:
                 yield conn
         except IntegrityError as exc:
-            raise ConcurrentTransition(f"refused by the database: {_first(exc)}") from None
+            raise ConcurrentTransition(f"refused by the database: {first_line(exc)}") from None
         except OperationalError as exc:
-            raise RegistryUnavailable(f"registry {_safe(self.url)}: {_first(exc)}") from None
+            raise RegistryUnavailable(f"registry {safe_url(self.url)}: {first_line(exc)}") from None
         except SQLAlchemyError as exc:
-            raise RegistryError(f"registry {_safe(self.url)}: {_first(exc)}") from None
-
-
-def _with_canary_score(card: ModelCard, data: bytes, expected: float | None) -> ModelCard:
-    """Score the canary with the real scorer; the card keeps what the model answered."""
-    from shadow.scorer import OnnxScorer
-
-    with tempfile.TemporaryDirectory(prefix="shadow-register-") as folder:
-        path = Path(folder) / "model.onnx"
-        path.write_bytes(data)
-        actual = OnnxScorer(card, path).score_canary()
-    checks.check_canary(card.model_id, actual, expected)
-    return card.model_copy(update={"canary_score": actual})
-
-
-def _locked_row(conn: Connection, model_id: str) -> Any:
-    query = select(models).where(models.c.model_id == model_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).one_or_none()
-    if row is None:
-        raise RegistryError(f"model {model_id} is not registered")
-    return row
+            raise RegistryError(f"registry {safe_url(self.url)}: {first_line(exc)}") from None
 
 
 def _check_move(model_id: str, current: str, to_state: str) -> None:
@@ -328,121 +293,6 @@ def _check_move(model_id: str, current: str, to_state: str) -> None:
 def _check_state(state: str) -> None:
     if state not in STATES:
         raise RegistryError(f"unknown state {state!r}; states are {', '.join(STATES)}")
-
-
-def _check_names(name: str, version: str) -> None:
-    for what, value in (("name", name), ("version", version)):
-        if not _NAME.match(value):
-            raise RegistryError(
-                f"model {what} {value!r} must be 1-100 letters, digits, '.', '_' or '-'"
-            )
-
-
-def _retire_production(
-    conn: Connection, name: str, model_id: str, actor: str, now: dt.datetime, evidence: str | None
-) -> None:
-    query = select(models).where(models.c.name == name, models.c.state == "production")
-    for old in conn.execute(query).all():
-        _compare_and_set(conn, old, "retired", now)
-        reason = f"superseded by {model_id}"
-        _append(conn, old.model_id, "production", "retired", actor, reason, evidence, now)
-
-
-def _compare_and_set(conn: Connection, row: Any, to_state: str, now: dt.datetime) -> None:
-    result = conn.execute(
-        update(models)
-        .where(models.c.model_id == row.model_id, models.c.row_version == row.row_version)
-        .values(state=to_state, updated_at=now, row_version=row.row_version + 1)
-    )
-    if result.rowcount != 1:
-        raise ConcurrentTransition(
-            f"model {row.model_id} changed while it was moving from {row.state} to {to_state}; "
-            "re-read it and retry"
-        )
-
-
-def _append(
-    conn: Connection,
-    model_id: str,
-    from_state: str | None,
-    to_state: str,
-    actor: str,
-    reason: str,
-    evidence: str | None,
-    now: dt.datetime,
-) -> Event:
-    values = {
-        "model_id": model_id,
-        "from_state": from_state,
-        "to_state": to_state,
-        "actor": actor,
-        "reason": reason,
-        "evidence": evidence,
-        "at": now,
-    }
-    result = conn.execute(events.insert().values(**values))
-    return Event(event_id=int(result.inserted_primary_key[0]), **values)
-
-
-def _row_values(card: ModelCard, key: str, now: dt.datetime) -> dict[str, Any]:
-    return {
-        "model_id": card.model_id,
-        "name": card.name,
-        "version": card.version,
-        "state": "registered",
-        "sha256": card.sha256,
-        "object_key": key,
-        "card": card.to_json(),
-        "created_at": now,
-        "updated_at": now,
-        "row_version": 1,
-    }
-
-
-def _record(row: Any) -> ModelRecord:
-    return ModelRecord(
-        card=ModelCard.from_json(row.card),
-        state=row.state,
-        object_key=row.object_key,
-        updated_at=_utc(row.updated_at),
-        row_version=row.row_version,
-    )
-
-
-def _event(row: Any) -> Event:
-    return Event(
-        event_id=row.event_id,
-        model_id=row.model_id,
-        from_state=row.from_state,
-        to_state=row.to_state,
-        actor=row.actor,
-        reason=row.reason,
-        evidence=row.evidence,
-        at=_utc(row.at),
-    )
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _first(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except SQLAlchemyError:
-        return "<registry url>"
 
 
 __all__ = ["MOVES", "STATES", "Event", "ModelRecord", "ModelRegistry", "split_model_id"]

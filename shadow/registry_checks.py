@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shadow.errors import ModelError
-from shadow.modelcard import Signature, read_signature, sha256_of
+from shadow.errors import ModelError, RegistryError
+from shadow.modelcard import ModelCard, Signature, read_signature, sha256_of
 
 if TYPE_CHECKING:
     import onnx
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 CANARY_TOLERANCE = 1e-5
 """Largest difference allowed between a canary's expected and actual score."""
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def read_model_bytes(model_id: str, path: Path) -> tuple[onnx.ModelProto, bytes]:
@@ -127,3 +130,23 @@ def default_canary() -> dict[str, Any]:
 
     frame = TransactionGenerator(seed=0).batch(1, start_ms=1_767_225_600_000)
     return features_of(frame.iloc[0])
+
+
+def with_canary_score(card: ModelCard, data: bytes, expected: float | None) -> ModelCard:
+    """Score the canary with the real scorer; the card keeps what the model answered."""
+    from shadow.scorer import OnnxScorer
+
+    with tempfile.TemporaryDirectory(prefix="shadow-register-") as folder:
+        path = Path(folder) / "model.onnx"
+        path.write_bytes(data)
+        actual = OnnxScorer(card, path).score_canary()
+    check_canary(card.model_id, actual, expected)
+    return card.model_copy(update={"canary_score": actual})
+
+
+def check_names(name: str, version: str) -> None:
+    for what, value in (("name", name), ("version", version)):
+        if not _NAME.match(value):
+            raise RegistryError(
+                f"model {what} {value!r} must be 1-100 letters, digits, '.', '_' or '-'"
+            )

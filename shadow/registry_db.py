@@ -1,4 +1,4 @@
-"""Registry tables - models with their current state, and the append-only transition events.
+"""Registry tables - models with their state, append-only events, and the statements on them.
 
 SQLAlchemy Core on any database it speaks; SQLite file by default, PostgreSQL for a shared
 deployment. ``row_version`` makes every state change an optimistic compare-and-set, and a partial
@@ -7,11 +7,14 @@ unique index keeps one ``production`` model per name even if two promotions race
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -23,11 +26,15 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    select,
     text,
+    update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-from shadow.errors import ConfigError
+from shadow.errors import ConcurrentTransition, ConfigError, RegistryError
+from shadow.modelcard import ModelCard
 
 metadata = MetaData()
 
@@ -95,3 +102,147 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model: its card, its current state and where its file is."""
+
+    card: ModelCard
+    state: str
+    object_key: str
+    updated_at: dt.datetime
+    row_version: int
+
+    @property
+    def model_id(self) -> str:
+        return self.card.model_id
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of a model's history; from_state is None for the registration itself."""
+
+    event_id: int
+    model_id: str
+    from_state: str | None
+    to_state: str
+    actor: str
+    reason: str
+    evidence: str | None
+    at: dt.datetime
+
+
+def locked_row(conn: Connection, model_id: str) -> Any:
+    query = select(models).where(models.c.model_id == model_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).one_or_none()
+    if row is None:
+        raise RegistryError(f"model {model_id} is not registered")
+    return row
+
+
+def retire_production(
+    conn: Connection, name: str, model_id: str, actor: str, now: dt.datetime, evidence: str | None
+) -> None:
+    query = select(models).where(models.c.name == name, models.c.state == "production")
+    for old in conn.execute(query).all():
+        compare_and_set(conn, old, "retired", now)
+        reason = f"superseded by {model_id}"
+        append_event(conn, old.model_id, "production", "retired", actor, reason, evidence, now)
+
+
+def compare_and_set(conn: Connection, row: Any, to_state: str, now: dt.datetime) -> None:
+    result = conn.execute(
+        update(models)
+        .where(models.c.model_id == row.model_id, models.c.row_version == row.row_version)
+        .values(state=to_state, updated_at=now, row_version=row.row_version + 1)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentTransition(
+            f"model {row.model_id} changed while it was moving from {row.state} to {to_state}; "
+            "re-read it and retry"
+        )
+
+
+def append_event(
+    conn: Connection,
+    model_id: str,
+    from_state: str | None,
+    to_state: str,
+    actor: str,
+    reason: str,
+    evidence: str | None,
+    now: dt.datetime,
+) -> Event:
+    values = {
+        "model_id": model_id,
+        "from_state": from_state,
+        "to_state": to_state,
+        "actor": actor,
+        "reason": reason,
+        "evidence": evidence,
+        "at": now,
+    }
+    result = conn.execute(events.insert().values(**values))
+    return Event(event_id=int(result.inserted_primary_key[0]), **values)
+
+
+def row_values(card: ModelCard, key: str, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "model_id": card.model_id,
+        "name": card.name,
+        "version": card.version,
+        "state": "registered",
+        "sha256": card.sha256,
+        "object_key": key,
+        "card": card.to_json(),
+        "created_at": now,
+        "updated_at": now,
+        "row_version": 1,
+    }
+
+
+def record_of(row: Any) -> ModelRecord:
+    return ModelRecord(
+        card=ModelCard.from_json(row.card),
+        state=row.state,
+        object_key=row.object_key,
+        updated_at=as_utc(row.updated_at),
+        row_version=row.row_version,
+    )
+
+
+def event_of(row: Any) -> Event:
+    return Event(
+        event_id=row.event_id,
+        model_id=row.model_id,
+        from_state=row.from_state,
+        to_state=row.to_state,
+        actor=row.actor,
+        reason=row.reason,
+        evidence=row.evidence,
+        at=as_utc(row.at),
+    )
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return "<registry url>"

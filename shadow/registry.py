@@ -273,7 +273,9 @@ class ModelRegistry:
             with self._engine.begin() as conn:
                 yield conn
         except IntegrityError as exc:
-            raise ConcurrentTransition(f"refused by the database: {first_line(exc)}") from None
+            raise ConcurrentTransition(
+                f"refused by the database (a concurrent change won): {first_line(exc)}"
+            ) from None
         except OperationalError as exc:
             raise RegistryUnavailable(f"registry {safe_url(self.url)}: {first_line(exc)}") from None
         except SQLAlchemyError as exc:

@@ -38,12 +38,12 @@ def test_counters_add_up_across_every_outcome() -> None:
         inside = _ids(True, 30)
         outside = _ids(False, 40)
         results = [tap.offer(i, {"amount": 1.0}, LIVE) for i in outside]
-        results += [tap.offer(i, {"amount": 1.0}, LIVE) for i in inside[:25]]
         results.append(tap.offer(inside[25], None, LIVE))  # type: ignore[arg-type]
         results.append(tap.offer(inside[26], {"x": object()}, LIVE))  # type: ignore[dict-item]
         results.append(tap.offer(inside[27], {"a": 1}, LiveScore("m", float("nan"))))
         results.append(tap.offer(inside[28], {"big": "x" * 1000}, LIVE))
         results.append(tap.offer(42, {"a": 1}, LIVE))  # type: ignore[arg-type]
+        results += [tap.offer(i, {"amount": 1.0}, LIVE) for i in inside[:25]]
         stats = tap.stats()
         tap.close(0.1)
     assert stats["offered"] == 70
@@ -82,6 +82,21 @@ def test_offer_returns_at_once_when_the_queue_is_full() -> None:
         tap.close(0.1)
     assert stats["dropped"] == 1995
     assert elapsed < 2.0  # 2,000 offers; a blocking produce would wait seconds per call
+
+
+def test_a_full_queue_is_retried_after_a_pause() -> None:
+    with ShadowTap(_settings(sample_rate=1.0, queue_max_messages=1)) as tap:
+        assert tap.offer("first", {}, LIVE)
+        assert not tap.offer("second", {}, LIVE)  # refused by the queue
+        assert not tap.offer("third", {}, LIVE)  # dropped without encoding: queue still full
+        time.sleep(0.05)
+        tap._producer.purge()  # make room, as a returning broker would
+        tap._producer.poll(0)
+        assert tap.offer("fourth", {}, LIVE)
+        stats = tap.stats()
+        tap.close(0.1)
+    assert stats["enqueued"] == 2
+    assert stats["dropped"] == 2
 
 
 def test_rate_one_mirrors_everything() -> None:

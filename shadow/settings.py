@@ -125,6 +125,8 @@ class StoreSettings(_Section):
 class RegistrySettings(_Section):
     url: str = "sqlite:///shadow-data/registry.db"
     """SQLAlchemy URL of the governance store (SQLite file or postgresql+psycopg://...)."""
+    model_cache: Path = Path("~/.cache/shadow/registry-models").expanduser()
+    """Local folder of verified model copies (ModelRegistry.fetch), <name>/<version>/model.onnx."""
 
 
 class AnalysisSettings(_Section):

@@ -28,14 +28,15 @@ def point_metrics(scores, labels, amounts, rate: float, ascending: np.ndarray | 
     if pos == 0 or neg == 0:
         return {name: float("nan") for name in METRICS}
     tpr, fpr = np.r_[0, tp / pos], np.r_[0, fp / neg]
-    k = _top_k(rate, len(s))
-    caught = np.cumsum(y * a)
+    # alert on every score >= the k-th highest: ties at the cut all alert, as a threshold would
+    cut = int(np.searchsorted(np.flatnonzero(last), _top_k(rate, len(s)) - 1))
+    caught = np.cumsum(y * a)[last]
     return {
         "roc_auc": float(np.trapezoid(tpr, fpr)),
         "pr_auc": float(np.sum(np.diff(tpr) * (tp / (tp + fp)))),
-        "recall_at_live_rate": float(np.sum(y[:k]) / pos),
-        "precision_at_live_rate": float(np.sum(y[:k]) / k),
-        "amount_recall": float(caught[k - 1] / caught[-1]) if caught[-1] > 0 else float("nan"),
+        "recall_at_live_rate": float(tp[cut] / pos),
+        "precision_at_live_rate": float(tp[cut] / (tp[cut] + fp[cut])),
+        "amount_recall": float(caught[cut] / caught[-1]) if caught[-1] > 0 else float("nan"),
     }
 
 

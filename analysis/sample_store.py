@@ -46,6 +46,17 @@ class ModelScores:
     skip: np.ndarray | None = field(default=None, repr=False)
     """Boolean mask of transactions this model has no row for (not scored at all)."""
 
+    def head(self, n: int) -> ModelScores:
+        """The same model on the first n transactions only."""
+        return ModelScores(
+            self.model_id,
+            self.scores[:n],
+            self.role,
+            self.threshold,
+            None if self.latency_us is None else self.latency_us[:n],
+            None if self.skip is None else self.skip[:n],
+        )
+
 
 def txn_ids(n: int, prefix: str = "t") -> np.ndarray:
     """n distinct transaction ids."""

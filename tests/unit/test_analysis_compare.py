@@ -1,0 +1,148 @@
+"""Comparison over a local store: coverage, errors, dedupe, latency, segments, hours, reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from analysis.compare import Comparison
+from analysis.evidence import build_evidence, evidence_id
+from analysis.report import write_report
+from analysis.sample_store import (
+    ModelScores,
+    scenario,
+    write_features,
+    write_labels,
+    write_predictions,
+)
+from analysis.window import parse_window
+from shadow.errors import UsageError
+from shadow.objectstore import LocalStore
+from shadow.predictions import ROLE_LIVE
+from shadow.settings import AnalysisSettings
+
+N = 6000
+DAY0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+SETTINGS = AnalysisSettings(min_segment_rows=200, bootstrap_samples=50, bootstrap_rows=3000)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    """Live, a good candidate (10 % failures, 5 % not scored), a shifted one, labels, features."""
+    sc = scenario(N, seed=5, hours=6)
+    store = LocalStore(tmp_path_factory.mktemp("store"))
+    good = sc.candidate(0.8)
+    good[::10] = np.nan  # every 10th transaction fails on the good candidate
+    skip = np.zeros(N, bool)
+    skip[1::20] = True  # 5 % never reach it
+    latency = np.random.default_rng(1).gamma(2.0, 400.0, N).astype(np.float32)
+    models = [
+        ModelScores("live@7", sc.live, role=ROLE_LIVE, latency_us=latency),
+        ModelScores("good@1", good, latency_us=latency * 2, skip=skip),
+        ModelScores("shifted@1", sc.candidate(0.8, shift=2.0), latency_us=latency),
+    ]
+    write_predictions(store, sc.ids, sc.event_time_ms, models, batch_txns=1000)
+    # a replayed batch written again under another key must not count twice
+    replay = [m.head(1000) for m in models]
+    write_predictions(store, sc.ids[:1000], sc.event_time_ms[:1000], replay, topic="replay")
+    write_labels(store, sc.ids, sc.labels, sc.amounts)
+    write_features(store, sc.ids, sc.event_time_ms, {"merchant_category": sc.merchant_category})
+    body = Comparison(store, DAY0, DAY0 + dt.timedelta(days=1), settings=SETTINGS).run()
+    return sc, store, models, latency, body
+
+
+def test_counts_coverage_and_error_rate_after_dedupe(world) -> None:
+    _, _, _, _, body = world
+    assert body["transactions"] == N
+    assert body["live_models"] == ["live@7"]
+    good = body["candidates"]["good@1"]
+    scored_rows = N - N // 20
+    failed = len([i for i in range(0, N, 10) if i % 20 != 1])
+    assert good["scored_rows"] == scored_rows
+    assert good["errors"] == failed
+    assert good["error_rate"] == pytest.approx(failed / scored_rows)
+    assert good["transactions"] == scored_rows - failed
+    assert good["coverage"] == pytest.approx((scored_rows - failed) / N)
+
+
+def test_latency_distribution_per_model(world) -> None:
+    _, _, _, latency, body = world
+    live = body["live_latency_ms"]
+    ms = latency.astype(np.float64) / 1000
+    assert live["p99"] == pytest.approx(np.quantile(ms, 0.99), rel=1e-5)
+    assert live["p999"] == pytest.approx(np.quantile(ms, 0.999), rel=1e-5)
+    assert live["mean"] == pytest.approx(ms.mean(), rel=1e-5)
+    assert live["std"] == pytest.approx(ms.std(ddof=1), rel=1e-4)
+    assert live["max"] == pytest.approx(ms.max(), rel=1e-6)
+    assert body["candidates"]["good@1"]["latency_ms"]["p50"] > 1.5 * live["p50"]
+
+
+def test_shift_is_seen_and_labels_agree_with_scikit_learn(world) -> None:
+    sc, _, models, _, body = world
+    good, shifted = body["candidates"]["good@1"], body["candidates"]["shifted@1"]
+    assert shifted["distribution"]["psi"] > 0.25 > good["distribution"]["psi"]
+    assert shifted["agreement"]["flips_to_alert"] > 10 * good["agreement"]["flips_to_alert"]
+    labelled = shifted["labelled"]["metrics"]["roc_auc"]
+    assert labelled["live"] == pytest.approx(roc_auc_score(sc.labels, sc.live))
+    assert labelled["candidate"] == pytest.approx(roc_auc_score(sc.labels, models[2].scores))
+    assert labelled["delta_ci_low"] <= labelled["delta"] <= labelled["delta_ci_high"]
+    assert body["labelled_transactions"] == N
+
+
+def test_segments_and_hours_keep_slices_with_enough_volume(world) -> None:
+    _, _, _, _, body = world
+    segments = body["candidates"]["shifted@1"]["segments"]["merchant_category"]
+    assert {s["segment"] for s in segments} == {
+        "grocery",
+        "travel",
+        "electronics",
+        "fuel",
+        "online",
+    }
+    assert sum(s["transactions"] for s in segments) == N
+    assert all(0.0 <= s["live_roc_auc"] <= 1.0 for s in segments)
+    hours = body["candidates"]["shifted@1"]["hours"]
+    assert len(hours) == 6 and sum(h["transactions"] for h in hours) == N
+
+
+def test_explicit_candidates_and_an_empty_window(world) -> None:
+    _, store, _, _, _ = world
+    later = DAY0 + dt.timedelta(days=3)
+    empty = Comparison(store, later, later + dt.timedelta(hours=1), settings=SETTINGS).run()
+    assert empty["transactions"] == 0 and empty["candidates"] == {}
+    only = Comparison(
+        store, DAY0, DAY0 + dt.timedelta(hours=1), ["good@1"], SETTINGS, live_threshold=0.2
+    ).run()
+    assert list(only["candidates"]) == ["good@1"]
+    assert only["live_threshold"] == 0.2
+
+
+def test_reports_are_written_and_self_contained(world, tmp_path: Path) -> None:
+    _, store, _, _, body = world
+    evidence = build_evidence(body, store=store.uri, start=DAY0, end=None, settings={})
+    paths = write_report(evidence, tmp_path / "out")
+    saved = json.loads(paths["evidence"].read_text())
+    assert saved["evidence_id"] == evidence_id(saved) == evidence["evidence_id"]
+    assert saved["versions"]["duckdb"]
+    summary = paths["summary"].read_text()
+    assert "shifted@1" in summary and "roc_auc" in summary
+    page = paths["report"].read_text()
+    assert page.count("data:image/png;base64,") >= 8
+    assert "http://" not in page and "https://" not in page
+
+
+def test_window_parsing() -> None:
+    now = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+    assert parse_window("24h", now) == (now - dt.timedelta(hours=24), now)
+    assert parse_window("2026-01-01", now) == (DAY0, DAY0 + dt.timedelta(days=1))
+    start, end = parse_window("2026-01-01T06:00..2026-01-02T00:00+01:00", now)
+    assert start == DAY0 + dt.timedelta(hours=6) and end == DAY0 + dt.timedelta(hours=23)
+    assert parse_window("48h..24h", now)[1] == now - dt.timedelta(hours=24)
+    for bad in ("yesterday", "2026-01-02..2026-01-01", "..24h"):
+        with pytest.raises(UsageError):
+            parse_window(bad, now)

@@ -153,7 +153,9 @@ class ShadowTap:
             )
             if len(value) > self._max_bytes:
                 raise ValueError(f"envelope of {len(value)} bytes exceeds {self._max_bytes}")
-            self._produce(self.topic, value, txn_id, headers=HEADERS)
+            # all positional (topic, value, key, partition, callback, on_delivery, timestamp,
+            # headers): keyword arguments cost the C call a dict, ~0.5 us on this path
+            self._produce(self.topic, value, txn_id, -1, None, None, 0, HEADERS)
         except BufferError:
             self._full_until = time.monotonic() + FULL_PAUSE_S
             next(self._dropped)

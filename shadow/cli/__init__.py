@@ -10,6 +10,7 @@ from shadow.cli import analysis as analysis_cmd
 from shadow.cli import config as config_cmd
 from shadow.cli import dev as dev_cmd
 from shadow.cli import models as models_cmd
+from shadow.cli import monitor as monitor_cmd
 from shadow.cli import tap as tap_cmd
 from shadow.errors import ShadowError
 
@@ -25,6 +26,7 @@ analysis_cmd.register(app)
 app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(tap_cmd.app, name="tap")
+app.command("monitor")(monitor_cmd.monitor)
 
 
 def main() -> None:

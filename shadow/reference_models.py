@@ -175,7 +175,11 @@ def _train_sklearn(name: str, train: Any, seed: int) -> tuple[bytes, Any]:
     types: list[Any] = [(n, FloatTensorType([None, 1])) for n in numeric]
     types += [(n, StringTensorType([None, 1])) for n in STRING_FEATURES]
     model = convert_sklearn(
-        pipe, initial_types=types, target_opset=_OPSET, options={id(classifier): {"zipmap": False}}
+        pipe,
+        name=f"shadow-reference-{name}",  # else a random graph name changes the file's sha256
+        initial_types=types,
+        target_opset=_OPSET,
+        options={id(classifier): {"zipmap": False}},
     )
     return model.SerializeToString(), lambda f: pipe.predict_proba(_sklearn_frame(f))[:, 1]
 
@@ -200,6 +204,7 @@ def _train_lightgbm(train: Any, seed: int, drop: tuple[str, ...]) -> tuple[bytes
     model.fit(train[columns].to_numpy(np.float32), train["label"])
     onnx_model = onnxmltools.convert_lightgbm(
         model,
+        name="shadow-reference-gbdt",
         initial_types=[("input", FloatTensorType([None, len(columns)]))],
         target_opset=15,  # the highest onnxmltools converts LightGBM to
         zipmap=False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from shadow.envelope import (
@@ -107,6 +108,10 @@ class PredictionPublisher:
         except Exception as exc:  # noqa: BLE001 - the monitor's feed must never stop the worker
             logger.error("prediction records of partition %d not built: %s", partition, exc)
             return
+        self.send(records)
+
+    def send(self, records: Iterable[PredictionRecord]) -> None:
+        """Produce records as they are (asynchronously; a full queue drops and counts)."""
         for record in records:
             self._produce(record)
         self.producer.poll(0)

@@ -1,0 +1,50 @@
+"""`shadow demo` - the whole pipeline on this machine, end to end."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from shadow.cli.common import ConfigOption, settings_from
+
+
+def demo(
+    seconds: Annotated[float, typer.Option(help="Seconds of live traffic.", min=1)] = 60.0,
+    tps: Annotated[float, typer.Option(help="Live transactions per second.", min=1)] = 1000.0,
+    workers: Annotated[int, typer.Option(help="Worker processes in the group.", min=1)] = 2,
+    store: Annotated[
+        str | None,
+        typer.Option(help="s3://bucket/prefix for the datasets (default: ./shadow-data/<run>)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic traffic and models.")] = 7,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show INFO logs.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Run live traffic through the tap, score candidates in shadow, compare, gate, promote."""
+    from rich.console import Console
+
+    from shadow.demo.run import DemoOptions, run_demo
+    from shadow.demo.verdict import verdict_table
+
+    settings = settings_from(config)
+    if not verbose:
+        for name in ("shadow", "producers", "consumers", "analysis"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    console = Console()
+    options = DemoOptions(seconds, tps, workers, seed, store, config)
+    result = run_demo(settings, options, console)
+    console.print(verdict_table(result.verdicts, result.promoted))
+    t = result.traffic
+    console.print(
+        f"traffic: {t.get('offered', 0):,} offered, {t.get('sampled', 0):,} sampled, "
+        f"{t.get('scored', 0):,} predictions in {t.get('files', 0):,} Parquet objects"
+    )
+    if result.promoted:
+        console.print(f"promoted [bold]{result.promoted}[/] to production")
+    else:
+        console.print("no candidate passed the gate: production unchanged")
+    console.print(f"report:   {result.paths.get('report')}")
+    console.print(f"evidence: {result.paths.get('evidence')}")
+    console.print(f"explore:  shadow models list --config {result.run_dir / 'shadow.yaml'}")

@@ -1,0 +1,219 @@
+"""Demo run - live traffic through the tap, two workers, labels, comparison, gate, promotion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from shadow.demo.models import DemoModels
+from shadow.demo.progress import PipelineStatus, group_lag
+from shadow.demo.stack import DemoStack
+from shadow.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+DATA_DIR = Path("shadow-data")
+PARTITIONS = 6
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What `shadow demo` was asked for."""
+
+    seconds: float = 60.0
+    tps: float = 1000.0
+    workers: int = 2
+    seed: int = 7
+    store: str | None = None
+    config: Path | None = None
+    fraud_rate: float = 0.01
+
+
+@dataclass
+class DemoResult:
+    """Where the run's outputs are and what the gate decided."""
+
+    run_dir: Path
+    store_uri: str
+    registry_url: str
+    paths: dict[str, Path] = field(default_factory=dict)
+    verdicts: list[Any] = field(default_factory=list)
+    promoted: str | None = None
+    models: DemoModels | None = None
+    traffic: dict[str, Any] = field(default_factory=dict)
+
+
+def run_demo(base: Settings, options: DemoOptions, console: Console) -> DemoResult:
+    """The whole pipeline once; everything it started is stopped, even on Ctrl-C."""
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = (DATA_DIR / run_id).resolve()
+    run_dir.mkdir(parents=True)
+    _link_latest(run_dir)
+    stack = DemoStack(base, run_dir)
+    try:
+        console.print(f"[bold]shadow demo[/] run {run_id} → {run_dir}")
+        bootstrap = stack.bootstrap()
+        overrides = _overrides(base, options, run_dir, run_id, bootstrap)
+        _write_config(run_dir / "shadow.yaml", overrides)
+        settings = load_settings(options.config, **overrides)
+        result = DemoResult(run_dir, settings.store.uri, settings.registry.url)
+        _prepare(settings, options, console, result)
+        started_ms = time.time_ns() // 1_000_000
+        service = _traffic(settings, options, stack, overrides, console, result)
+        _analyse(settings, service, started_ms, console, result)
+        return result
+    finally:
+        stack.close()
+
+
+def _overrides(
+    base: Settings, options: DemoOptions, run_dir: Path, run_id: str, bootstrap: str
+) -> dict[str, dict[str, Any]]:
+    """The settings this run changes; passed to the workers as SHADOW__* variables too."""
+    external = bool(base.kafka.bootstrap_servers)
+    store = f"{options.store.rstrip('/')}/{run_id}" if options.store else str(run_dir / "store")
+    return {
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "topic": f"{base.kafka.topic}.demo-{run_id}" if external else base.kafka.topic,
+        },
+        "store": {"uri": store},
+        "registry": {"url": f"sqlite:///{run_dir / 'registry.db'}"},
+        "worker": {
+            "group_id": f"shadow-demo-{run_id}",
+            "flush_seconds": 5,
+            "reload_seconds": 5,
+            "store_features": True,
+        },
+    }
+
+
+def _worker_env(overrides: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {
+        f"SHADOW__{section.upper()}__{key.upper()}": str(value).lower()
+        if isinstance(value, bool)
+        else str(value)
+        for section, values in overrides.items()
+        for key, value in values.items()
+    }
+
+
+def _prepare(
+    settings: Settings, options: DemoOptions, console: Console, result: DemoResult
+) -> None:
+    from shadow.clients import ensure_topic
+    from shadow.demo.models import register_models
+    from shadow.registry import ModelRegistry
+
+    ensure_topic(settings.kafka, settings.kafka.topic, PARTITIONS)
+    with console.status("building the reference models (cached after the first run)"):
+        registry = ModelRegistry.from_settings(settings)
+        try:
+            result.models = register_models(registry, options.seed)
+        finally:
+            registry.close()
+    m = result.models
+    console.print(f"live model [bold]{m.live}[/] (lr) in production, threshold {m.threshold:.4f}")
+    for kind, model_id in m.candidates.items():
+        console.print(f"candidate [bold]{model_id}[/] ({kind}) in shadow")
+
+
+def _traffic(
+    settings: Settings,
+    options: DemoOptions,
+    stack: DemoStack,
+    overrides: dict[str, dict[str, Any]],
+    console: Console,
+    result: DemoResult,
+) -> Any:
+    """Workers up, synthetic live traffic through the tap, then drain until all is committed."""
+    from producers.synthetic import SyntheticLiveService
+    from producers.tap import ShadowTap
+    from shadow.clients import base_config
+    from shadow.objectstore import open_store
+
+    assert result.models is not None
+    stack.start_workers(options.workers, _worker_env(overrides), options.config)
+    with console.status(f"starting {options.workers} workers"):
+        stack.wait_workers_ready()
+    tap = ShadowTap(settings)
+    kafka = settings.kafka
+    lag = lambda: group_lag(base_config(kafka), kafka.topic, settings.worker.group_id)  # noqa: E731
+    status = PipelineStatus(tap.stats, stack.ports, open_store(settings.store), lag)
+    service = SyntheticLiveService(
+        settings,
+        Path(result.models.live_path),
+        result.models.live,
+        options.seed,
+        result.models.threshold,
+        tap=tap,
+    )
+    with Live(status, console=console, refresh_per_second=2):
+        status.start()
+        status.phase = f"live traffic at {options.tps:g} tps for {options.seconds:g}s"
+        run = service.run(options.tps, options.seconds)
+        status.phase = "draining: waiting for every sampled transaction to be committed"
+        tap.close(30)
+        _drain(status, settings.worker.flush_seconds * 4 + 30)
+        status.phase = "stopping workers (flush, commit, leave the group)"
+        stack.stop_workers()
+        status.refresh()
+        status.phase = "done"
+        status.stop()
+    result.traffic = {**run.summary(), **status.values}
+    return service
+
+
+def _drain(status: PipelineStatus, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        values = status.refresh()
+        if values.get("lag") == 0 and values.get("delivered") == values.get("sampled"):
+            return
+        time.sleep(1.0)
+    logger.warning("the workers did not commit everything within %.0fs", timeout)
+
+
+def _analyse(
+    settings: Settings, service: Any, started_ms: int, console: Console, result: DemoResult
+) -> None:
+    """Late labels, the comparison and its report, the gate, and the promotion."""
+    from analysis.run import run_comparison
+    from shadow.demo.verdict import decide
+    from shadow.objectstore import open_store
+
+    service.write_labels(open_store(settings.store))
+    start = dt.datetime.fromtimestamp(started_ms / 1000 - 60, dt.UTC)
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    with console.status("comparing candidates with the live model") as spinner:
+        evidence, paths = run_comparison(
+            settings,
+            start,
+            end,
+            None,
+            result.run_dir / "report",
+            progress=lambda step: spinner.update(f"comparison: {step}"),
+        )
+    result.paths = paths
+    result.verdicts, result.promoted = decide(settings, evidence, paths["evidence"])
+
+
+def _link_latest(run_dir: Path) -> None:
+    latest = run_dir.parent / "latest"
+    if latest.is_symlink() or not latest.exists():
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(run_dir.name)
+
+
+def _write_config(path: Path, overrides: dict[str, dict[str, Any]]) -> None:
+    """The run's own settings (no secrets in them), for `shadow ... --config` afterwards."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(overrides, sort_keys=False))

@@ -1,0 +1,69 @@
+"""Demo verdict - gate every candidate, record the transitions, promote the best that passed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from shadow.demo.models import ACTOR
+from shadow.settings import Settings
+
+COLUMNS = {
+    "agreement": "agreement_at_matched_rate",
+    "PSI": "psi",
+    "AUC delta": "roc_auc_delta",
+    "p99 latency ms": "latency_p99_ms",
+}
+
+
+def decide(
+    settings: Settings, evidence: dict[str, Any], evidence_path: Path
+) -> tuple[list, str | None]:
+    """shadow -> passed|failed for each candidate; the best passing one -> production."""
+    from analysis.evidence import candidate_metrics
+    from analysis.promote import promote_model
+
+    verdicts = []
+    for model_id in sorted(evidence.get("candidates", {})):
+        verdict, _ = promote_model(settings, model_id, evidence_path, None, actor=ACTOR)
+        verdicts.append(verdict)
+    passed = [v.candidate for v in verdicts if v.passed]
+    if not passed:
+        return verdicts, None
+    best = max(passed, key=lambda m: _merit(candidate_metrics(evidence, m)))
+    promote_model(settings, best, evidence_path, None, to_production=True, actor=ACTOR)
+    return verdicts, best
+
+
+def _merit(metrics: dict[str, float | None]) -> tuple[float, float]:
+    """Rank passing candidates: ranking quality gained first, agreement with live second."""
+    auc = metrics.get("roc_auc_delta")
+    agreement = metrics.get("agreement_at_matched_rate")
+    return (auc if auc is not None else 0.0, agreement if agreement is not None else 0.0)
+
+
+def verdict_table(verdicts: list[Any], promoted: str | None) -> Table:
+    """candidate, agreement, PSI, AUC delta, p99 latency, verdict."""
+    table = Table(title="gate verdicts (default policy)", title_justify="left")
+    table.add_column("candidate")
+    for name in COLUMNS:
+        table.add_column(name, justify="right")
+    table.add_column("verdict")
+    for verdict in verdicts:
+        values = {r.rule.metric: r.value for r in verdict.results}
+        cells = [_fmt(values.get(metric)) for metric in COLUMNS.values()]
+        failed = [r.rule.metric for r in verdict.results if r.status == "fail"]
+        if verdict.candidate == promoted:
+            outcome = "[green]passed → production[/]"
+        elif verdict.passed:
+            outcome = "[green]passed[/]"
+        else:
+            outcome = f"[red]failed[/] ({', '.join(failed)})"
+        table.add_row(verdict.candidate, *cells, outcome)
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -1,0 +1,62 @@
+"""`shadow demo` end to end: objects in the store, registry states, report and evidence, exit 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shadow.objectstore import LocalStore
+from shadow.registry import ModelRegistry
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_the_whole_pipeline(tmp_path: Path, kafka_bootstrap: str) -> None:
+    env = {**os.environ, "SHADOW__KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from shadow.cli import main; main()",
+            "demo",
+            "--seconds",
+            "12",
+            "--tps",
+            "400",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "gate verdicts" in done.stdout
+
+    run_dir = (tmp_path / "shadow-data" / "latest").resolve()
+    store = LocalStore(run_dir / "store")
+    predictions = store.list("predictions")
+    assert predictions and all(key.endswith(".parquet") for key in predictions)
+    assert store.list("features") and store.list("labels")
+
+    evidence = json.loads((run_dir / "report" / "evidence.json").read_text())
+    assert evidence["transactions"] > 1000
+    assert set(evidence["candidates"]) == {"fraud@2", "fraud@3", "fraud@4"}
+    assert (run_dir / "report" / "report.html").stat().st_size > 10_000
+
+    registry = ModelRegistry(f"sqlite:///{run_dir / 'registry.db'}", store)
+    try:
+        states = {record.card.model_id: record.state for record in registry.list()}
+    finally:
+        registry.close()
+    assert states["fraud@4"] == "failed", "the degraded candidate must fail the gate"
+    promoted = [m for m, s in states.items() if s == "production"]
+    assert len(promoted) == 1 and promoted[0] in {"fraud@2", "fraud@3"}
+    assert states["fraud@1"] == "retired"
+    assert f"promoted {promoted[0]} to production" in done.stdout

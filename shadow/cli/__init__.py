@@ -8,6 +8,7 @@ import typer
 
 from shadow.cli import analysis as analysis_cmd
 from shadow.cli import config as config_cmd
+from shadow.cli import demo as demo_cmd
 from shadow.cli import dev as dev_cmd
 from shadow.cli import models as models_cmd
 from shadow.cli import monitor as monitor_cmd
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(config_cmd.app, name="config")
+app.command("demo")(demo_cmd.demo)
 analysis_cmd.register(app)
 app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(models_cmd.app, name="models")

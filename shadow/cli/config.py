@@ -18,3 +18,11 @@ def show(config: ConfigOption = None) -> None:
 
     settings = settings_from(config)
     typer.echo(yaml.safe_dump(masked_dict(settings), sort_keys=False), nl=False)
+
+
+@app.command("reference")
+def reference() -> None:
+    """Print every setting with its environment name, default and meaning (Markdown)."""
+    from shadow.settings_reference import reference_markdown
+
+    typer.echo(reference_markdown(), nl=False)

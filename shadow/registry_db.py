@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
 from shadow.errors import ConcurrentTransition, ConfigError, RegistryError
 from shadow.modelcard import ModelCard
@@ -93,8 +93,17 @@ def open_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
+    _create_tables(engine)
     return engine
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the tables if missing; a second process creating them at the same time is fine."""
+    try:
+        metadata.create_all(engine)
+    except (IntegrityError, ProgrammingError):
+        # PostgreSQL: two workers racing on CREATE TABLE; the loser finds them made
+        metadata.create_all(engine)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -125,7 +125,8 @@ class TransactionGenerator:
         rng = self._rng
         start = start_ms if start_ms is not None else (self._next_ms or DEFAULT_START_MS)
         gaps = rng.exponential(1000.0 / tps, n)
-        event_time = start + np.floor(np.cumsum(gaps) - gaps[0]).astype(np.int64)
+        offsets = np.cumsum(gaps) - (gaps[0] if n else 0.0)
+        event_time = start + np.floor(offsets).astype(np.int64)
         self._next_ms = int(event_time[-1] + max(1, round(1000.0 / tps))) if n else start
         frame = _features(rng, event_time)
         logit = fraud_logit(frame) + self._intercept

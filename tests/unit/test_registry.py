@@ -389,3 +389,10 @@ def test_a_tampered_local_file_is_refused_at_load_even_if_registered(
         OnnxScorer(record.card, fetched)
     # fetch notices the stale cache and restores the registered bytes
     assert registry.fetch(model_id, tmp_path / "cache").read_bytes() == tiny.read_bytes()
+
+
+def test_refuses_a_canary_the_model_cannot_score(registry, store, tmp_path, name):
+    tensor = write_tiny_model(tmp_path / "t.onnx", "tensor")
+    with pytest.raises(ModelError, match="canary score is not finite"):
+        registry.register(tensor, name, "1", canary={"amount": 10.0})  # no device/ip risk
+    _assert_nothing_left(registry, store, name)

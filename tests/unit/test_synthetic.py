@@ -90,3 +90,8 @@ def test_labels_match_the_label_schema_and_arrive_later():
 def test_rejects_an_impossible_fraud_rate():
     with pytest.raises(ValueError, match="fraud_rate"):
         TransactionGenerator(1, fraud_rate=0.0)
+
+
+def test_an_empty_batch_has_the_columns_and_no_rows():
+    frame = TransactionGenerator(1).batch(0)
+    assert len(frame) == 0 and "label" in frame.columns

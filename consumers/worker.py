@@ -54,13 +54,17 @@ class ShadowWorker:
         self.topic = settings.kafka.topic
         self.worker_id = self.conf.worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.metrics = WorkerMetrics()
-        self.candidates = candidates or _registry_candidates(settings, self.metrics)
+        if candidates is None:
+            candidates = _registry_candidates(settings, self.metrics)
+        candidates.metrics = candidates.metrics or self.metrics
+        self.candidates = candidates
         self.writer = PredictionStore(
             store or open_store(settings.store), self.topic, self.conf.store_features
         )
         self.publish = publish
         self.buffers = PartitionBuffers()
         self.paused: set[int] = set()
+        self.assigned: set[int] = set()
         self.flushed_keys: list[str] = []
         self._stopping = threading.Event()
         self.consumer: Any = None
@@ -243,6 +247,7 @@ class ShadowWorker:
     # -- rebalance callbacks (run inside consume(), on this thread) --------------------------
 
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        self.assigned.update(tp.partition for tp in partitions)
         logger.info("assigned %s", _names(partitions))
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
@@ -263,6 +268,7 @@ class ShadowWorker:
                 self.dlq.drop(tp.partition)
 
     def _forget(self, partition: int) -> None:
+        self.assigned.discard(partition)
         self.buffers.pop(partition)
         self.paused.discard(partition)
         self.metrics.paused.set(len(self.paused))

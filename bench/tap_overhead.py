@@ -1,10 +1,14 @@
-"""Bench: what ShadowTap.offer() costs the live service, in sample, out of sample, broker down.
+"""Bench: what the tap's offer() costs the live service: in sample, out of sample, broker down.
 
 Each offer is timed alone with time.perf_counter_ns() around the call (the ~50 ns the two clock
 reads cost is included, not subtracted). Features are realistic 31-feature transactions from
 shadow.synthetic, prepared before the clock runs. In-sample offers are paced in groups of 500 at
 ``--rate`` offers/s, as a live service spreads its traffic, so the producer's own threads get
 the CPU time they need between groups; out-of-sample and broker-down offers run flat out.
+
+The required keys measure the configured tap (``ShadowTap``, or ``HandoffTap`` when
+``tap.handoff`` is set); ``handoff_*`` keys measure ``HandoffTap`` in the same run, against the
+same broker, so the two can be compared directly.
 
     python -m bench.tap_overhead --json
 """
@@ -13,15 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from producers.handoff import HandoffTap, open_tap
 from producers.tap import ShadowTap
 from shadow.clients import ensure_topic
 from shadow.dev.process import free_port
@@ -97,43 +102,70 @@ def _with_kafka(settings: Settings, **kafka: object) -> Settings:
     return settings.model_copy(update={"kafka": settings.kafka.model_copy(update=kafka)})
 
 
-def run(offers: int, rate: float) -> dict[str, float | int]:
-    settings = load_settings()
-    frame = TransactionGenerator(seed=11).batch(2000)
-    feats = feature_dicts(frame)
-    sampler = Sampler(settings.tap.sample_rate, settings.tap.salt)
-    inside, outside = _ids(sampler, offers, True), _ids(sampler, offers, False)
-    with _broker(settings) as live_settings:
-        topic = f"shadow-bench-{uuid.uuid4().hex[:8]}"
-        live_settings = _with_kafka(live_settings, topic=topic)
-        ensure_topic(live_settings.kafka, topic, 3)
-        with ShadowTap(live_settings) as tap:
-            t_in, raised_in = _timed(tap, inside, feats, rate)
-            t_out, raised_out = _timed(tap, outside, feats, None)
-            tap.close(30)
-            in_stats = tap.stats()
-    down = _with_kafka(settings, bootstrap_servers=f"127.0.0.1:{free_port()}")
-    with ShadowTap(down) as tap:
+def _scenarios(
+    make: Callable[[Settings], ShadowTap],
+    live: Settings,
+    down: Settings,
+    ids: tuple[list[str], list[str]],
+    feats: list[dict],
+    rate: float,
+) -> dict[str, Any]:
+    """In sample and out of sample on the live broker, then in sample with the broker down."""
+    inside, outside = ids
+    with make(live) as tap:
+        t_in, raised_in = _timed(tap, inside, feats, rate)
+        t_out, raised_out = _timed(tap, outside, feats, None)
+        tap.close(60)
+        in_stats = tap.stats()
+    with make(down) as tap:
         t_down, raised_down = _timed(tap, inside, feats, None)
-        down_stats = tap.stats()
         tap.close(0)
-    return dict(
-        offer_in_p50_us=_us(t_in, 0.5),
-        offer_in_p99_us=_us(t_in, 0.99),
-        offer_out_p99_us=_us(t_out, 0.99),
-        offer_down_p99_us=_us(t_down, 0.99),
-        offers=len(t_in) + len(t_out) + len(t_down),
-        exceptions=raised_in + raised_out + raised_down,
-        rejected=in_stats["rejected"] + down_stats["rejected"],
-        offer_out_p50_us=_us(t_out, 0.5),
-        offer_down_p50_us=_us(t_down, 0.5),
-        offer_in_mean_us=round(statistics.fmean(t_in) / 1000, 3),
-        in_enqueued=in_stats["enqueued"],
-        in_dropped=in_stats["dropped"],
-        in_delivered=in_stats["delivered"],
-        down_dropped=down_stats["dropped"],
-        rate_per_s=rate,
-    )
+        down_stats = tap.stats()
+    return {
+        "in": t_in,
+        "out": t_out,
+        "down": t_down,
+        "raised": raised_in + raised_out + raised_down,
+        "in_stats": in_stats,
+        "down_stats": down_stats,
+    }
+
+
+def run(offers: int, rate: float) -> dict[str, float | int]:
+    """The configured tap (ShadowTap unless tap.handoff) and HandoffTap, in the same run."""
+    settings = load_settings()
+    feats = feature_dicts(TransactionGenerator(seed=11).batch(2000))
+    sampler = Sampler(settings.tap.sample_rate, settings.tap.salt)
+    ids = (_ids(sampler, offers, True), _ids(sampler, offers, False))
+    down = _with_kafka(settings, bootstrap_servers=f"127.0.0.1:{free_port()}")
+    with _broker(settings) as live:
+        topic = f"shadow-bench-{uuid.uuid4().hex[:8]}"
+        live = _with_kafka(live, topic=topic)
+        ensure_topic(live.kafka, topic, 3)
+        main = _scenarios(open_tap, live, down, ids, feats, rate)
+        handoff = _scenarios(HandoffTap, live, down, ids, feats, rate)
+    return {
+        "offer_in_p50_us": _us(main["in"], 0.5),
+        "offer_in_p99_us": _us(main["in"], 0.99),
+        "offer_out_p99_us": _us(main["out"], 0.99),
+        "offer_down_p99_us": _us(main["down"], 0.99),
+        "offers": len(main["in"]) + len(main["out"]) + len(main["down"]),
+        "exceptions": main["raised"] + handoff["raised"],
+        "tap": "handoff" if settings.tap.handoff else "inline",
+        "offer_out_p50_us": _us(main["out"], 0.5),
+        "offer_down_p50_us": _us(main["down"], 0.5),
+        "offer_in_p999_us": _us(main["in"], 0.999),
+        "in_delivered": main["in_stats"]["delivered"],
+        "in_dropped": main["in_stats"]["dropped"],
+        "down_dropped": main["down_stats"]["dropped"],
+        "handoff_in_p50_us": _us(handoff["in"], 0.5),
+        "handoff_in_p99_us": _us(handoff["in"], 0.99),
+        "handoff_out_p99_us": _us(handoff["out"], 0.99),
+        "handoff_down_p99_us": _us(handoff["down"], 0.99),
+        "handoff_in_delivered": handoff["in_stats"]["delivered"],
+        "handoff_in_dropped": handoff["in_stats"]["dropped"],
+        "rate_per_s": rate,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,7 +57,7 @@ class _Throttled:
         logger.log(self._level, message + " (%d similar held back)", *args, held)
 
 
-def _count(counter: itertools.count) -> int:
+def read_count(counter: itertools.count) -> int:
     # itertools.count: next() is one atomic C call, safe from any number of caller threads
     # without a lock; its repr is the only way to read the value without advancing it.
     return int(repr(counter)[6:-1])
@@ -139,6 +139,19 @@ class ShadowTap:
             if not self.sampler(txn_id):
                 next(self._sampled_out)
                 return False
+        except Exception as exc:  # noqa: BLE001 - e.g. a txn_id that is not text
+            return self._reject(exc)
+        return self._mirror(txn_id, features, live, event_time)
+
+    def _mirror(
+        self,
+        txn_id: str,
+        features: dict[str, FeatureValue],
+        live: LiveScore,
+        event_time: int | None,
+    ) -> bool:
+        """Redact, encode and enqueue one sampled transaction; counted whatever happens."""
+        try:
             if self._full_until and time.monotonic() < self._full_until:
                 # the broker is away or slow: encoding a record the queue cannot take would
                 # spend the live service's CPU for nothing
@@ -161,19 +174,22 @@ class ShadowTap:
             next(self._dropped)
             return False
         except Exception as exc:  # noqa: BLE001 - the live service must never see our failure
-            next(self._rejected)
-            self._trouble.log("tap rejected a transaction on %s: %s", self.topic, _describe(exc))
-            return False
+            return self._reject(exc)
         next(self._enqueued)
         return True
 
+    def _reject(self, exc: Exception) -> bool:
+        next(self._rejected)
+        self._trouble.log("tap rejected a transaction on %s: %s", self.topic, _describe(exc))
+        return False
+
     def stats(self) -> dict[str, int]:
         """Counters since start; offered == sampled_out + enqueued + dropped + rejected."""
-        counts = {name: _count(getattr(self, f"_{name}")) for name in COUNTERS}
+        counts = {name: read_count(getattr(self, f"_{name}")) for name in COUNTERS}
         # read in flight before failed: a record failing in between is then subtracted twice
         # (delivered reads low for a moment) rather than counted as delivered
         in_flight = len(self._producer)
-        failed = _count(self._failed)
+        failed = read_count(self._failed)
         offered = sum(counts[name] for name in ("sampled_out", "enqueued", "dropped", "rejected"))
         delivered = max(0, counts["enqueued"] - in_flight - failed)
         return {
@@ -182,6 +198,7 @@ class ShadowTap:
             "failed": failed,
             "delivered": delivered,
             "in_flight": in_flight,
+            "pending": 0,
         }
 
     def close(self, timeout: float = 10.0) -> int:
@@ -215,6 +232,8 @@ class ShadowTap:
     def _replace_producer(self) -> None:
         # a fatal error (e.g. an idempotence epoch that cannot be recovered) makes a producer
         # useless for good: start a fresh one so the tap keeps mirroring, fail the old queue
+        if self._stop.is_set():
+            return
         old = self._producer
         self._producer = Producer(self._config)
         self._produce = self._producer.produce

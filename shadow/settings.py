@@ -78,6 +78,11 @@ class TapSettings(_Section):
     """Largest encoded envelope the tap sends and the worker accepts."""
     producer_config: dict[str, str] = Field(default_factory=dict)
     """librdkafka overrides for the tap's producer."""
+    handoff: bool = False
+    """offer() only samples and hands the record to a sender thread (~1 us instead of ~5 us
+    in the request path; same total work). Used by producers.handoff.open_tap."""
+    handoff_queue: int = Field(default=10_000, gt=0)
+    """Records waiting for the sender thread at most; beyond it offers are dropped."""
 
 
 class WorkerSettings(_Section):

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 
+from producers.handoff import HandoffTap
 from producers.tap import ShadowTap
 from shadow.clients import ensure_topic
 from shadow.dev.kafka import LocalKafka
@@ -46,17 +47,20 @@ def _drain(consumer: Consumer, expected: int, timeout: float = 60.0) -> list[Any
     return messages
 
 
+@pytest.mark.parametrize("tap_class", [ShadowTap, HandoffTap])
 def test_thirty_thousand_offers_arrive_as_the_hash_selected_set_each_once(
+    tap_class: type[ShadowTap],
     settings_for: Callable[..., Settings],
     unique_topic: Callable[..., str],
     unique_group: str,
     make_consumer: Callable[..., Consumer],
 ) -> None:
     topic = unique_topic(partitions=3)
-    settings = settings_for(kafka={"topic": topic}, tap={"hmac_fields": ["pan"], "hmac_key": KEY})
+    tap_settings = {"hmac_fields": ["pan"], "hmac_key": KEY, "handoff_queue": 50_000}
+    settings = settings_for(kafka={"topic": topic}, tap=tap_settings)
     ids = [f"it-{uuid.uuid4().hex[:6]}-{i}" for i in range(30_000)]
     expected = {i for i in ids if is_sampled(i, 1 / 3, "shadow")}
-    with ShadowTap(settings) as tap:
+    with tap_class(settings) as tap:
         accepted = {i for n, i in enumerate(ids) if tap.offer(i, _features(n), LIVE)}
         assert tap.close(30) == 0
         stats = tap.stats()

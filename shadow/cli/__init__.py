@@ -13,6 +13,7 @@ from shadow.cli import dev as dev_cmd
 from shadow.cli import models as models_cmd
 from shadow.cli import monitor as monitor_cmd
 from shadow.cli import tap as tap_cmd
+from shadow.cli import worker as worker_cmd
 from shadow.errors import ShadowError
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(tap_cmd.app, name="tap")
 app.command("monitor")(monitor_cmd.monitor)
+app.command("worker")(worker_cmd.worker)
 
 
 def main() -> None:

@@ -105,10 +105,10 @@ class SyntheticLiveService:
         start_ms: int | None = None,
     ) -> SyntheticRun:
         """Serve tps transactions a second for `seconds`, paced to their arrival times."""
-        from producers.tap import ShadowTap
+        from producers.handoff import open_tap
 
         total = max(1, round(tps * seconds))
-        tap = self._tap or ShadowTap(self.settings)
+        tap = self._tap or open_tap(self.settings)
         result = SyntheticRun()
         started = time.monotonic()
         first_ms = start_ms if start_ms is not None else time.time_ns() // 1_000_000

@@ -102,8 +102,8 @@ def replay_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Mirror past transactions through the tap's sampling, redaction and encoding."""
+    from producers.handoff import open_tap
     from producers.replay import ColumnMap, count_rows, replay
-    from producers.tap import ShadowTap
 
     columns = ColumnMap(
         txn_id=txn_id,
@@ -119,7 +119,7 @@ def replay_cmd(
     limit = parse_rate(rate_limit)
     total = count_rows(file)
     settings = with_sample_rate(settings_from(config), sample_rate)
-    with ShadowTap(settings) as tap, _progress() as bar:
+    with open_tap(settings) as tap, _progress() as bar:
         task = bar.add_task(f"replay {file.name}", total=total)
         summary = replay(file, tap, columns, limit, lambda done: bar.update(task, completed=done))
         tap.close(30)

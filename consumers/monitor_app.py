@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from consumers.monitor import FailHook, MonitorMetrics, ShadowMonitor, registry_fail_hook
+from consumers.publisher import ensure_predictions_topic
 from shadow.envelope import decode_prediction
 from shadow.errors import ConfigError, EnvelopeError
 
@@ -38,17 +39,6 @@ def predictions_topic(settings: Settings) -> str:
     return topic
 
 
-def topic_partitions(settings: Settings, topic: str) -> int:
-    """Create the topic if missing (monitor.partitions), then read its real partition count."""
-    from confluent_kafka.admin import AdminClient
-
-    from shadow.clients import base_config, ensure_topic
-
-    ensure_topic(settings.kafka, topic, partitions=settings.monitor.partitions)
-    metadata = AdminClient(base_config(settings.kafka)).list_topics(topic, timeout=30)
-    return len(metadata.topics[topic].partitions)
-
-
 def broker_urls(settings: Settings) -> list[str]:
     from shadow.clients import bootstrap_servers
 
@@ -66,10 +56,11 @@ def build_app(settings: Settings, fail: FailHook | None = None) -> tuple[faust.A
 
     conf = settings.monitor
     topic_name = predictions_topic(settings)
-    partitions = topic_partitions(settings, topic_name)
+    brokers = broker_urls(settings)
+    partitions = ensure_predictions_topic(settings, topic_name)
     app = faust.App(
         conf.app_id,
-        broker=broker_urls(settings),
+        broker=brokers,
         store="memory://",
         datadir=str(conf.data_dir),
         web_port=conf.web_port,

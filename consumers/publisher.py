@@ -20,6 +20,7 @@ from shadow.envelope import (
     PredictionRecord,
     encode_prediction,
 )
+from shadow.errors import ConfigError, ServiceError
 from shadow.predictions import ROLE_LIVE
 
 if TYPE_CHECKING:
@@ -65,6 +66,25 @@ def records_of(table: pa.Table) -> list[PredictionRecord]:
     ]
 
 
+def ensure_predictions_topic(settings: Settings, topic: str, timeout: float = 30.0) -> int:
+    """Create the topic if missing (monitor.partitions partitions); returns its partition count."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from shadow.clients import base_config, ensure_topic
+
+    try:
+        ensure_topic(settings.kafka, topic, settings.monitor.partitions, timeout)
+        metadata = AdminClient(base_config(settings.kafka)).list_topics(topic, timeout=timeout)
+    except TimeoutError:
+        problem = f"no answer from the broker in {timeout:g}s"
+        raise ServiceError("kafka", f"cannot create or read topic {topic}: {problem}") from None
+    except KafkaException as exc:
+        problem = exc.args[0].str()
+        raise ServiceError("kafka", f"cannot create or read topic {topic}: {problem}") from None
+    return len(metadata.topics[topic].partitions)
+
+
 class PredictionPublisher:
     """Worker hook for worker.predictions_topic: ``publisher(partition, rows)`` per scored chunk."""
 
@@ -80,14 +100,12 @@ class PredictionPublisher:
         """A publisher with its own producer (acks=1, lz4, bounded queue); creates the topic."""
         from confluent_kafka import Producer
 
-        from shadow.clients import base_config, ensure_topic
+        from shadow.clients import base_config
 
         topic = settings.worker.predictions_topic
         if not topic:
-            from shadow.errors import ConfigError
-
             raise ConfigError("worker.predictions_topic", "not set: there is nothing to publish")
-        ensure_topic(settings.kafka, topic, partitions=settings.monitor.partitions)
+        ensure_predictions_topic(settings, topic)
         config = base_config(settings.kafka)
         config.update(
             {

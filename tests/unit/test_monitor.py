@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +210,16 @@ def test_a_disabled_fail_hook_only_logs(caplog: pytest.LogCaptureFixture) -> Non
         monitor.act(breach)
     assert failed == []
     assert "model const@1 breached an early-warning rule: psi > 1" in caplog.text
+
+
+def test_shadow_monitor_without_a_predictions_topic_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOW")}
+    shadow = str(Path(sys.executable).parent / "shadow")
+    done = subprocess.run(
+        [shadow, "monitor"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: setting worker.predictions_topic: not set: the monitor reads the topic the "
+        "workers publish prediction records to"
+    ]

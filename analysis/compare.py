@@ -43,6 +43,7 @@ class Comparison:
     progress: Progress = field(default=lambda step: None)
     resolve_threshold: Callable[[list[str]], tuple[float, str]] | None = None
     """Called with the live model ids found in the window (e.g. to read the card threshold)."""
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def run(self) -> dict[str, Any]:
         """The evidence body: inputs, counts and every metric per candidate (see evidence.py)."""
@@ -76,90 +77,86 @@ class Comparison:
         if paired.transactions == 0:
             return result
         self.progress("aggregating coverage, latency and hours")
-        segments = paired.segments
-        result["segment_features"] = segments
+        result["segment_features"] = paired.segments
         counts = pw.coverage(paired)
         latency = pw.latency(paired)
         hours = pw.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
         result["live_latency_ms"] = latency["l_live"]
-        data = self._arrays(paired, paired.has_labels, segments)
-        live = data["s_live"]
-        result["labelled_transactions"] = int(np.sum(np.isfinite(data.get("label", live[:0]))))
+        names = ["s_live"] + [f"s_{i}" for i in range(len(paired.candidates))]
+        data = paired.columns(names + (["label", "amount"] if paired.has_labels else []))
+        segments = {f: paired.segment_codes(k) for k, f in enumerate(paired.segments)}
+        if paired.has_labels:
+            result["labelled_transactions"] = int(np.sum(np.isfinite(data["label"])))
         for i, model in enumerate(paired.candidates):
             self.progress(f"comparing {model}")
             entry = {**counts[i], "latency_ms": latency[f"l_{i}"], "hours": hours[i]}
-            entry.update(self._candidate(i, data, segments))
+            entry.update(self._candidate(data, data[f"s_{i}"], segments, i))
             result["candidates"][model] = entry
         return result
 
-    def _arrays(self, paired: pw.PairedWindow, has_labels: bool, segments: list[str]):
-        names = ["s_live"] + [f"s_{i}" for i in range(len(paired.candidates))]
-        if has_labels:
-            names += ["label", "amount"]
-        names += [f"seg_{i}" for i in range(len(segments))]
-        return paired.columns(names)
-
-    def _candidate(self, i: int, data: dict, segments: list[str]) -> dict[str, Any]:
-        live, cand = data["s_live"], data[f"s_{i}"]
+    def _candidate(self, data: dict, cand: np.ndarray, segments: dict, i: int) -> dict[str, Any]:
+        live = data["s_live"]
         both = np.isfinite(live) & np.isfinite(cand)
-        entry: dict[str, Any] = {}
         if not both.any():
-            return entry
-        live_sorted, cand_sorted = self._sorted("live", live, both), Sorted(cand[both])
-        entry["distribution"] = distribution(live_sorted, cand_sorted)
-        entry["agreement"] = agreement(live_sorted, cand_sorted, self.live_threshold)
-        entry["labelled"] = self._labelled(data, live, cand, both, i)
-        entry["segments"] = {
-            feature: segment_metrics(
-                data[f"seg_{k}"][both],
-                live_sorted,
-                cand_sorted,
-                self._labels(data, both),
-                self.live_threshold,
-                self.settings.min_segment_rows,
-            )
-            for k, feature in enumerate(segments)
+            return {}
+        live_sorted, cand_sorted = self._live_sorted(live, both), Sorted(cand[both])
+        labels = data["label"][both] if "label" in data else None
+        amounts = data["amount"][both] if "amount" in data else None
+        return {
+            "distribution": distribution(live_sorted, cand_sorted),
+            "agreement": agreement(live_sorted, cand_sorted, self.live_threshold),
+            "labelled": self._labelled(live_sorted, cand_sorted, labels, amounts, i),
+            "segments": {
+                feature: segment_metrics(
+                    codes[both],
+                    names,
+                    live_sorted,
+                    cand_sorted,
+                    labels,
+                    self.live_threshold,
+                    self.settings.min_segment_rows,
+                )
+                for feature, (codes, names) in segments.items()
+            },
         }
-        return entry
 
-    def _sorted(self, key: str, values: np.ndarray, mask: np.ndarray) -> Sorted:
+    def _live_sorted(self, live: np.ndarray, mask: np.ndarray) -> Sorted:
         """The live scores sorted once per distinct pairing mask (usually once per run)."""
-        cache = self.__dict__.setdefault("_sorted_cache", {})
-        token = (key, _mask_key(mask))
-        if token not in cache:
-            cache[token] = Sorted(values[mask])
-        return cache[token]
+        key = _mask_key(mask)
+        if key not in self._cache:
+            self._cache[key] = Sorted(live[mask])
+        return self._cache[key]
 
-    @staticmethod
-    def _labels(data: dict, mask: np.ndarray) -> np.ndarray | None:
-        return data["label"][mask] if "label" in data else None
-
-    def _labelled(self, data, live, cand, both, i: int) -> dict[str, Any] | None:
-        if "label" not in data:
+    def _labelled(self, live: Sorted, cand: Sorted, labels, amounts, i: int) -> dict | None:
+        """Labelled metrics on the labelled pairs; the window-wide orders are reused when every
+        pair is labelled (the usual case once labels have arrived)."""
+        if labels is None:
             return None
-        mask = both & np.isfinite(data["label"])
-        if mask.sum() == 0:
+        known = np.isfinite(labels)
+        if not known.any():
             return None
-        labels = data["label"][mask].astype(np.int8)
-        rate = float(np.mean(live[mask] >= self.live_threshold))
-        window = self._labelled_window(mask, labels, data["amount"][mask], rate)
-        metrics = window.compare(("live", live[mask]), (f"c{i}", cand[mask]))
-        return {"transactions": int(mask.sum()), "live_alert_rate": rate, "metrics": metrics}
-
-    def _labelled_window(self, mask, labels, amounts, rate) -> LabelledWindow:
-        cache = self.__dict__.setdefault("_labelled_cache", {})
-        token = _mask_key(mask)
-        if token not in cache:
+        rate = float(np.mean(live.values[known] >= self.live_threshold))
+        key = "labelled-" + _mask_key(known)
+        if key not in self._cache:
             s = self.settings
-            cache[token] = LabelledWindow(
-                labels,
-                amounts,
+            self._cache[key] = LabelledWindow(
+                labels[known].astype(np.int8),
+                amounts[known],
                 rate,
                 samples=s.bootstrap_samples,
                 rows=s.bootstrap_rows,
                 seed=s.seed,
             )
-        return cache[token]
+        window: LabelledWindow = self._cache[key]
+        if known.all():
+            pair_live, pair_cand = (
+                ("live", live.values, live.order),
+                (f"c{i}", cand.values, cand.order),
+            )
+        else:
+            pair_live, pair_cand = ("live", live.values[known]), (f"c{i}", cand.values[known])
+        metrics = window.compare(pair_live, pair_cand)
+        return {"transactions": int(known.sum()), "live_alert_rate": rate, "metrics": metrics}
 
 
 def _mask_key(mask: np.ndarray) -> str:

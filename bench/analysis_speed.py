@@ -1,0 +1,100 @@
+"""Bench: the full paired comparison over N prediction rows (live + 3 candidates), local store.
+
+    python -m bench.analysis_speed --json [--rows N]
+
+Generates the rows (vectorised numpy/pyarrow, in the worker's layout) into a temporary store,
+then times `Comparison.run()` without labels, adds a labels dataset and times it again. Prints
+ONE JSON line: {"rows", "seconds", "rows_per_s", "seconds_with_labels", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+MODELS = 4  # live + 3 candidates
+
+
+def generate(root: Path, rows: int, seed: int = 1):
+    """Write rows/4 transactions scored by live and three candidates, plus features."""
+    from analysis.sample_store import ModelScores, scenario, write_features, write_predictions
+    from shadow.objectstore import LocalStore
+    from shadow.predictions import ROLE_LIVE
+
+    store = LocalStore(root)
+    sc = scenario(rows // MODELS, seed=seed, hours=24)
+    rng = np.random.default_rng(seed)
+    n = len(sc.ids)
+
+    def latency(scale: float) -> np.ndarray:
+        return rng.gamma(2.0, scale, n).astype(np.float32)
+
+    models = [ModelScores("live@1", sc.live, role=ROLE_LIVE, latency_us=latency(400))]
+    for i, noise in enumerate((0.8, 1.2, 2.0)):
+        models.append(ModelScores(f"cand{i}@1", sc.candidate(noise), latency_us=latency(600)))
+    written = write_predictions(store, sc.ids, sc.event_time_ms, models, batch_txns=20_000)
+    write_features(
+        store,
+        sc.ids,
+        sc.event_time_ms,
+        {"merchant_category": sc.merchant_category},
+        batch_txns=20_000,
+    )
+    return store, sc, written
+
+
+def run(rows: int, keep: Path | None = None) -> dict[str, float]:
+    from analysis.compare import Comparison
+    from analysis.sample_store import write_labels
+    from shadow.settings import AnalysisSettings
+
+    with tempfile.TemporaryDirectory(prefix="shadow-bench-") as tmp:
+        root = keep or Path(tmp)
+        started = time.perf_counter()
+        store, sc, written = generate(root, rows)
+        generated = time.perf_counter() - started
+        start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        end = start + dt.timedelta(days=1)
+        settings = AnalysisSettings()
+
+        def timed() -> tuple[float, dict]:
+            begin = time.perf_counter()
+            body = Comparison(store, start, end, settings=settings).run()
+            return time.perf_counter() - begin, body
+
+        seconds, body = timed()
+        write_labels(store, sc.ids, sc.labels, sc.amounts)
+        seconds_labels, labelled = timed()
+    assert body["transactions"] == rows // MODELS and labelled["labelled_transactions"] > 0
+    return {
+        "rows": written,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(written / seconds),
+        "seconds_with_labels": round(seconds_labels, 3),
+        "generate_seconds": round(generated, 3),
+        "candidates": MODELS - 1,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument("--keep", type=Path, help="generate into this folder and keep it")
+    args = parser.parse_args()
+    result = run(args.rows, args.keep)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>20}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -33,18 +33,22 @@ logger = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 120
 """A candidate's error text is cut to this length: the record is repeated per transaction."""
 
-_COLUMNS = ["txn_id", "event_time", "model_id", "role", "score", "decision", "latency_us", "error"]
+_COLUMNS = ["txn_id", "model_id", "role", "score", "decision", "latency_us", "error"]
 
 
 def records_of(table: pa.Table) -> list[PredictionRecord]:
     """Long-format prediction rows (shadow.predictions schema) -> one record per transaction."""
+    import pyarrow as pa
+
     rows = table.select(_COLUMNS).to_pydict()
+    # epoch ms as ints: converting 10^4 timestamps to datetime objects is the slow part
+    event_ms = table.column("event_time").cast(pa.int64()).to_pylist()
     live: dict[str, LiveScore] = {}
     when: dict[str, int] = {}
     candidates: dict[str, list[CandidateScore]] = {}
     for i, txn_id in enumerate(rows["txn_id"]):
         if txn_id not in when:
-            when[txn_id] = int(rows["event_time"][i].timestamp() * 1000)
+            when[txn_id] = event_ms[i]
             candidates[txn_id] = []
         latency = float(rows["latency_us"][i] or 0.0)
         score = rows["score"][i]

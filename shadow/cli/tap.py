@@ -14,6 +14,10 @@ from shadow.settings import Settings
 
 app = typer.Typer(help="Mirror transactions onto the shadow topic.", no_args_is_help=True)
 
+TRAFFIC_SEED = 101
+"""Default seed of synthetic traffic: not the reference models' training seed, so the live
+model scores transactions it was not trained on."""
+
 SampleRateOption = Annotated[
     float | None,
     typer.Option(
@@ -139,7 +143,9 @@ def synthetic_cmd(
         typer.Option("--live-model", help="Live ONNX model (else the reference lr model)."),
     ] = None,
     live_model_id: Annotated[str | None, typer.Option("--live-model-id")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Traffic seed (not the reference models' seed 7).")
+    ] = TRAFFIC_SEED,
     threshold: Annotated[float, typer.Option("--threshold", help="Live alert threshold.")] = 0.5,
     micro_batch: Annotated[int, typer.Option("--micro-batch", help="Rows per live call.")] = 1,
     labels_out: Annotated[
@@ -158,7 +164,7 @@ def synthetic_cmd(
     if live_model is None:
         from shadow.reference_models import build_reference_models
 
-        live_model = build_reference_models(seed=seed)["lr"].path
+        live_model = build_reference_models()["lr"].path
         live_model_id = live_model_id or "lr@ref"
     if not live_model.is_file():
         raise UsageError(f"--live-model {live_model}: no such file")

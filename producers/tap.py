@@ -21,10 +21,11 @@ import threading
 import time
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from shadow.clients import base_config
 from shadow.envelope import HEADERS, SCHEMA_VERSION, Envelope, FeatureValue, LiveScore, encode
+from shadow.errors import ConfigError
 from shadow.redaction import Redactor
 from shadow.sampling import Sampler
 from shadow.settings import Settings
@@ -105,13 +106,16 @@ class ShadowTap:
             "error_cb": self._on_error,
             "logger": logging.getLogger(f"{__name__}.librdkafka"),
         }
-        for name in COUNTERS:
-            setattr(self, f"_{name}", itertools.count())
+        self._sampled_out = itertools.count()
+        self._enqueued = itertools.count()
+        self._dropped = itertools.count()
+        self._rejected = itertools.count()
+        self._failed = itertools.count()
         self._trouble = _Throttled(logging.WARNING)
         self._undelivered = _Throttled(logging.WARNING)
         self._fatal = threading.Event()
         self._stop = threading.Event()
-        self._producer = Producer(self._config)
+        self._producer = _new_producer(self._config)
         self._produce = self._producer.produce
         self._full_until = 0.0
         self._poller = threading.Thread(target=self._serve, name="shadow-tap-poll", daemon=True)
@@ -235,7 +239,7 @@ class ShadowTap:
         if self._stop.is_set():
             return
         old = self._producer
-        self._producer = Producer(self._config)
+        self._producer = _new_producer(self._config)
         self._produce = self._producer.produce
         self._fatal.clear()
         old.purge()
@@ -256,6 +260,13 @@ class ShadowTap:
             self._fatal.set()
             return
         self._trouble.log("tap producer: %s", err.str())
+
+
+def _new_producer(config: dict[str, Any]) -> Producer:
+    try:
+        return Producer(config)
+    except KafkaException as exc:  # an unknown or invalid librdkafka property
+        raise ConfigError("tap.producer_config", exc.args[0].str()) from None
 
 
 def _describe(exc: Exception) -> str:

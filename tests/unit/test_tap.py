@@ -123,3 +123,9 @@ def test_producer_config_is_safe_and_overridable() -> None:
     assert config["batch.num.messages"] == "500"
     assert config["acks"] == "1"
     assert tap_producer_config(settings)["acks"] == "all"
+
+
+def test_an_unknown_producer_property_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        ShadowTap(_settings(producer_config={"no.such.property": "1"}))
+    assert caught.value.key == "tap.producer_config"

@@ -70,7 +70,10 @@ class ShadowWorker:
         self.consumer: Any = None
         self.dlq: DeadLetters | None = None
         if self.conf.predictions_topic and publish is None:
-            logger.warning("worker.predictions_topic is set but no publisher is built yet")
+            from consumers.publisher import PredictionPublisher
+
+            # best effort, not flushed before commits: the Parquet dataset is the record of truth
+            self.publish = PredictionPublisher.from_settings(settings)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -116,6 +119,8 @@ class ShadowWorker:
         self.consumer = None
         if self.dlq is not None:
             self.dlq.close()
+        if hasattr(self.publish, "close"):
+            self.publish.close()  # type: ignore[union-attr]
         logger.info("worker %s left the group", self.worker_id)
 
     # -- the loop ----------------------------------------------------------------------------

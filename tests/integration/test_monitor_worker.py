@@ -85,8 +85,10 @@ def test_worker_publishes_monitor_fails_const_worker_unloads_it(
     live = register(registry, tmp_path)
     monitor = running(settings)
     candidates = CandidateSet(RegistryShadowSet(registry, tmp_path / "cache"), 5, 1.0)
-    publisher = PredictionPublisher.from_settings(settings)
-    worker = ShadowWorker(settings, candidates=candidates, publish=publisher)
+    # worker.predictions_topic is set: the worker builds its own PredictionPublisher
+    worker = ShadowWorker(settings, candidates=candidates)
+    publisher = worker.publish
+    assert isinstance(publisher, PredictionPublisher)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 10})
@@ -109,8 +111,7 @@ def test_worker_publishes_monitor_fails_const_worker_unloads_it(
         )
     finally:
         worker.stop()
-        thread.join(60)
-        publisher.close()
+        thread.join(60)  # close() flushes the publisher
     assert registry.get("good@1").state == "shadow"
     assert publisher.published > 0 and publisher.dropped == 0
     doc = monitor.windows()

@@ -34,12 +34,8 @@ def test_monitor_fails_a_constant_candidate_and_spares_a_good_one(
         time.sleep(0.25)
         return registry.get("const@1").state == "failed"
 
-    started = time.monotonic()
     monitor.wait_for(const_failed, 60, "const@1 failed in the registry")
-    elapsed = time.monotonic() - started
     assert publisher.close() == 0
-    # two judged 2 s windows, plus grace and the judge's tick: well under 15 s
-    assert elapsed < 15
     assert registry.get("good@1").state == "shadow"
     event = registry.history("const@1")[-1]
     assert (event.actor, event.to_state) == ("shadow-monitor", "failed")
@@ -49,6 +45,9 @@ def test_monitor_fails_a_constant_candidate_and_spares_a_good_one(
     assert all(w["psi"] > 1.0 and w["count"] >= 20 for w in evidence["windows"])
     doc = monitor.windows()
     assert doc["breached"] == ["const@1"]
+    # failed at the first chance: its evidence is its first two judged windows
+    judged = sorted(w["start_ms"] for w in doc["models"]["const@1"] if w["count"] >= 20)
+    assert [w["start_ms"] for w in evidence["windows"]] == judged[:2]
     good = [w for w in doc["models"]["good@1"] if w["closed"]]
     assert good and all(w["agreement"] > 0.9 and w["psi"] < 0.5 for w in good)
     metrics = urllib.request.urlopen(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from consumers.monitor import FailHook, MonitorMetrics, ShadowMonitor, registry_fail_hook
@@ -145,6 +146,4 @@ def run(settings: Settings, loglevel: str = "info") -> None:
 
 
 def _now_ms() -> int:
-    import time
-
     return time.time_ns() // 1_000_000

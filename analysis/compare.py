@@ -87,6 +87,7 @@ class Comparison:
         segments = {f: paired.segment_codes(k) for k, f in enumerate(paired.segments)}
         if paired.has_labels:
             result["labelled_transactions"] = int(np.sum(np.isfinite(data["label"])))
+            data["keys"] = paired.keys()
         for i, model in enumerate(paired.candidates):
             self.progress(f"comparing {model}")
             entry = {**counts[i], "latency_ms": latency[f"l_{i}"], "hours": hours[i]}
@@ -102,10 +103,11 @@ class Comparison:
         live_sorted, cand_sorted = self._live_sorted(live, both), Sorted(cand[both])
         labels = data["label"][both] if "label" in data else None
         amounts = data["amount"][both] if "amount" in data else None
+        keys = data["keys"][both] if "keys" in data else None
         return {
             "distribution": distribution(live_sorted, cand_sorted),
             "agreement": agreement(live_sorted, cand_sorted, self.live_threshold),
-            "labelled": self._labelled(live_sorted, cand_sorted, labels, amounts, i),
+            "labelled": self._labelled(live_sorted, cand_sorted, (labels, amounts, keys), i),
             "segments": {
                 feature: segment_metrics(
                     codes[both],
@@ -127,9 +129,10 @@ class Comparison:
             self._cache[key] = Sorted(live[mask])
         return self._cache[key]
 
-    def _labelled(self, live: Sorted, cand: Sorted, labels, amounts, i: int) -> dict | None:
+    def _labelled(self, live: Sorted, cand: Sorted, truth: tuple, i: int) -> dict | None:
         """Labelled metrics on the labelled pairs; the window-wide orders are reused when every
         pair is labelled (the usual case once labels have arrived)."""
+        labels, amounts, keys = truth
         if labels is None:
             return None
         known = np.isfinite(labels)
@@ -146,6 +149,7 @@ class Comparison:
                 samples=s.bootstrap_samples,
                 rows=s.bootstrap_rows,
                 seed=s.seed,
+                keys=None if keys is None else keys[known],
             )
         window: LabelledWindow = self._cache[key]
         if known.all():

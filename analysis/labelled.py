@@ -72,13 +72,15 @@ def _replicates(scores, labels, amounts, rate, weights) -> np.ndarray:
 class LabelledWindow:
     """The labelled transactions of a window: bootstrap weights drawn once, shared by models."""
 
-    def __init__(self, labels, amounts, rate: float, *, samples: int, rows: int, seed: int):
+    def __init__(
+        self, labels, amounts, rate: float, *, samples: int, rows: int, seed: int, keys=None
+    ):
         rng = np.random.default_rng(seed)
         self.labels = np.asarray(labels)
         self.amounts = np.nan_to_num(np.asarray(amounts, np.float64), nan=0.0)
         self.rate = rate
         n = len(self.labels)
-        self.pick = np.sort(rng.choice(n, size=rows, replace=False)) if rows < n else np.arange(n)
+        self.pick = _pick(n, rows, rng, keys, seed)
         self.scale = np.sqrt(len(self.pick) / max(n, 1))
         self.blocks = [
             rng.poisson(1.0, size=(min(_CHUNK, samples - b), len(self.pick))).astype(np.float32)
@@ -123,6 +125,17 @@ class LabelledWindow:
                     entry.update(_interval(part, value, devs[part][i], level))
             out[name] = {k: float(v) for k, v in entry.items()}
         return out
+
+
+def _pick(n: int, rows: int, rng: np.random.Generator, keys, seed: int) -> np.ndarray:
+    """The bootstrap subsample, in a fixed order. With `keys` (a hash of each txn_id) the rows
+    and their order follow the keys, so the intervals do not depend on the order in which the
+    engine returned the rows (a parallel GROUP BY returns them in any order)."""
+    if keys is None:
+        return np.sort(rng.choice(n, size=rows, replace=False)) if rows < n else np.arange(n)
+    mixed = np.asarray(keys, dtype=np.uint64) ^ np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+    chosen = np.argpartition(mixed, rows)[:rows] if rows < n else np.arange(n)
+    return chosen[np.argsort(mixed[chosen], kind="stable")]
 
 
 def _interval(part: str, value: float, deviations: np.ndarray, level: float) -> dict[str, float]:

@@ -57,6 +57,11 @@ class PairedWindow:
         codes = self.con.sql(sql, params={"names": names}).fetchnumpy()["c"]
         return np.asarray(codes, dtype=np.int32), [str(n) for n in names]
 
+    def keys(self) -> np.ndarray:
+        """A 64-bit hash of each row's txn_id: an order-free identity for sampling."""
+        raw = self.con.sql("SELECT hash(txn_id) AS h FROM paired").fetchnumpy()["h"]
+        return np.asarray(raw, dtype=np.uint64)
+
     def columns(self, names: list[str]) -> dict[str, np.ndarray]:
         """Numeric columns as float64 (NaN for NULL), text columns as object arrays."""
         raw = self.con.sql(f"SELECT {', '.join(names)} FROM paired").fetchnumpy()

@@ -122,3 +122,14 @@ def test_bootstrap_interval_width_is_close_to_the_full_bootstrap(
         for idx in (rng.integers(0, n, n) for _ in range(60))
     ]
     assert widths[0] == pytest.approx(3.92 * np.std(replicates), rel=0.35)
+
+
+def test_figures_do_not_depend_on_row_order_even_with_ties(rng: np.random.Generator) -> None:
+    live = np.round(rng.random(20_000), 2)
+    cand = np.round(np.clip(live + rng.normal(0, 0.1, live.size), 0, 1), 2)
+    agree = agreement(Sorted(live), Sorted(cand), 0.5)
+    assert agree["spearman"] == pytest.approx(stats.spearmanr(live, cand).statistic)
+    shuffle = rng.permutation(live.size)
+    again = agreement(Sorted(live[shuffle]), Sorted(cand[shuffle]), 0.5)
+    for name, value in agree.items():
+        assert again[name] == pytest.approx(value, rel=1e-12), name

@@ -350,4 +350,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run the canonical module (not __main__), so loggers and classes have their real names
+    from consumers.worker import main as worker_main
+
+    worker_main()

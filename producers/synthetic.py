@@ -88,6 +88,7 @@ class SyntheticLiveService:
         threshold: float = 0.5,
         micro_batch: int = 1,
         tap: Any = None,
+        fraud_rate: float = 0.004,
     ) -> None:
         from shadow.synthetic import TransactionGenerator
 
@@ -97,7 +98,7 @@ class SyntheticLiveService:
         self.threshold = threshold
         self.micro_batch = max(1, micro_batch)
         self.scorer = live_scorer(live_model_path, live_model_id, threshold)
-        self.generator = TransactionGenerator(seed)
+        self.generator = TransactionGenerator(seed, fraud_rate)
         self._tap = tap
         self._frames: list[Any] = []
 

@@ -42,6 +42,9 @@ class PipelineStatus:
     def refresh(self) -> dict[str, Any]:
         tap = self._tap_stats()
         scored, consumed = _worker_counts(self._ports)
+        # counters of stopped workers are gone: keep the last figures they reported
+        scored = max(scored, self.values.get("scored", 0))
+        consumed = max(consumed, self.values.get("consumed", 0))
         self.values = {
             "offered": tap.get("offered", 0),
             "sampled": tap.get("enqueued", 0),

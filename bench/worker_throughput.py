@@ -1,0 +1,317 @@
+"""Bench: the shadow worker against its ceiling and a naive consumer, same run, same topic.
+
+    python -m bench.worker_throughput --json [--txns N] [--config FILE]
+
+One topic is pre-filled with N encoded envelopes (default 300,000); the reference models lr, gbdt
+and mlp are registered in shadow. Then, in this order:
+
+- ceiling_tps: decode + score (3 models) + Parquet encode of the same bytes in one process, no
+  Kafka, no network;
+- worker_tps: a ShadowWorker reading the topic and putting objects on the S3 API server, from
+  its first record to its last object committed;
+- naive_tps: one message at a time, each model called per message; measured on a prefix of the
+  topic (``--naive`` records, default 3,000) and reported as a rate;
+- freshness_p99_s: a live phase after the backlog: transactions produced at ``--live-tps`` for
+  ``--live-seconds`` with event_time = produce time; freshness = object visible - event time;
+- p99_flush_s: Parquet encode + put of one partition batch, over the whole run.
+
+Starts a broker and an S3 API server unless the settings name existing ones; stops what it
+started. Prints ONE JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODELS = ("lr", "gbdt", "mlp")
+PARTITIONS = 3
+BENCH_WORKER = {"flush_records": 20_000, "flush_seconds": 2.0, "batch_size": 2000}
+
+
+@contextlib.contextmanager
+def services(settings: Any, tmp: Path) -> Iterator[Any]:
+    """The settings, pointed at a broker and an S3 bucket started here when none is named."""
+    from shadow.dev.kafka import LocalKafka
+    from shadow.dev.s3 import LocalS3
+
+    started: list[Any] = []
+    kafka, store = settings.kafka.model_dump(), settings.store.model_dump()
+    try:
+        if not settings.kafka.bootstrap_servers:
+            broker = LocalKafka(settings.kafka.dev_version, settings.kafka.dev_home, tmp / "kafka")
+            kafka["bootstrap_servers"] = broker.start().bootstrap
+            started.append(broker)
+        if not settings.store.uri.startswith("s3://"):
+            s3 = LocalS3(Path(), tmp / "s3")
+            store = {"uri": "s3://bench/shadow", "endpoint_url": s3.start().bootstrap}
+            store |= {"access_key_id": "bench", "secret_access_key": "bench"}
+            started.append(s3)
+        yield _bench_settings(settings, kafka, store, tmp)
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+def _bench_settings(settings: Any, kafka: dict, store: dict, tmp: Path) -> Any:
+    import boto3
+
+    from shadow.settings import load_settings
+
+    topic = f"bench-{int(time.time())}"
+    kafka = {**kafka, "topic": topic, "dlq_topic": None}
+    worker = {**settings.worker.model_dump(), **BENCH_WORKER, "group_id": topic, "http_port": 0}
+    registry = {"url": f"sqlite:///{tmp / 'registry.db'}", "model_cache": str(tmp / "cache")}
+    out = load_settings(kafka=kafka, store=store, worker=worker, registry=registry)
+    if out.store.endpoint_url:
+        s = out.store
+        boto3.client(
+            "s3",
+            endpoint_url=s.endpoint_url,
+            region_name=s.region,
+            aws_access_key_id=s.access_key_id.get_secret_value() if s.access_key_id else None,
+            aws_secret_access_key=(
+                s.secret_access_key.get_secret_value() if s.secret_access_key else None
+            ),
+        ).create_bucket(Bucket=out.store.uri.removeprefix("s3://").split("/")[0])
+    return out
+
+
+def register_models(settings: Any) -> None:
+    from shadow.reference_models import build_reference_models
+    from shadow.registry import ModelRegistry
+
+    built = build_reference_models()
+    registry = ModelRegistry.from_settings(settings)
+    for name in MODELS:
+        card = registry.register(built[name].path, name, "bench", **built[name].info)
+        registry.transition(card.model_id, "shadow", "bench", "worker throughput bench")
+    registry.close()
+
+
+def encoded(n: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+    from shadow.envelope import LiveScore, encode, make_envelope
+    from shadow.synthetic import TransactionGenerator, feature_dicts
+
+    frame = TransactionGenerator(seed).batch(n)
+    live = LiveScore("fraud@7", 0.2, "pass", 2.5)
+    out = []
+    times = frame["event_time"].tolist()
+    for txn, when, features in zip(frame["txn_id"], times, feature_dicts(frame), strict=True):
+        out.append((txn.encode(), encode(make_envelope(txn, features, live, when))))
+    return out
+
+
+def produce(settings: Any, records: list[tuple[bytes, bytes]]) -> None:
+    from confluent_kafka import Producer
+
+    from shadow.clients import base_config
+
+    producer = Producer({**base_config(settings.kafka), "linger.ms": 50, "acks": "all"})
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(settings.kafka.topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+
+
+def candidates(settings: Any) -> Any:
+    from consumers.candidates import CandidateSet
+    from consumers.registry_source import RegistryModels
+
+    models = CandidateSet(RegistryModels(settings), 5, 3600)
+    models.reload()
+    return models
+
+
+def ceiling(settings: Any, records: list[tuple[bytes, bytes]]) -> float:
+    """Decode + score + Parquet encode in one process, no Kafka, no network: txn/s."""
+    from consumers.buffers import PartitionBuffers
+    from shadow.envelope import decode
+    from shadow.prediction_store import chunk_keys, parquet_bytes, prediction_table
+
+    models, batch, flush = candidates(settings), BENCH_WORKER["batch_size"], 20_000
+    buffers, started = PartitionBuffers(), time.perf_counter()
+    for start in range(0, len(records), batch):
+        part = records[start : start + batch]
+        envelopes = [decode(value, key) for key, value in part]
+        results = models.score(envelopes)
+        offsets = list(range(start, start + len(part)))
+        keys = chunk_keys(envelopes, offsets, 0, "bench", time.time_ns() // 1000)
+        buffer = buffers.for_partition(0, start)
+        buffer.add_offsets(start, offsets[-1], len(part))
+        buffer.add_rows(prediction_table(keys, envelopes, results), None, 0)
+        if buffer.records >= flush or start + batch >= len(records):
+            import pyarrow as pa
+
+            parquet_bytes(pa.concat_tables(buffers.pop(0).tables))
+    return len(records) / (time.perf_counter() - started)
+
+
+class TimedWrites:
+    """Wraps the worker's writer: flush durations, and freshness of live-phase records."""
+
+    def __init__(self, worker: Any) -> None:
+        self.inner = worker.writer.write
+        self.flushes: list[float] = []
+        self.freshness: list[np.ndarray] = []
+        self.live_after_ms: int | None = None
+        worker.writer.write = self.write
+
+    def write(self, partition: int, first: int, first_ms: int, tables: Any, features: Any) -> str:
+        began = time.perf_counter()
+        key = self.inner(partition, first, first_ms, tables, features)
+        self.flushes.append(time.perf_counter() - began)
+        if self.live_after_ms is not None:
+            visible = time.time_ns() / 1e6
+            event = np.concatenate(
+                [t.column("event_time").to_numpy().astype(np.int64) for t in tables]
+            )
+            event = np.unique(event[event >= self.live_after_ms])
+            self.freshness.append((visible - event) / 1000.0)
+        return key
+
+
+def run_worker(settings: Any, n: int, live: tuple[float, float]) -> dict[str, float]:
+    """The real worker over the backlog (timed), then a live phase for freshness."""
+    from consumers.worker import ShadowWorker
+
+    worker = ShadowWorker(settings)
+    timed = TimedWrites(worker)
+    worker.start()
+    while not worker.assigned:
+        worker.step()
+    began = time.perf_counter()
+    while worker.metrics.consumed._value.get() < n:
+        worker.step()
+    for buffer in worker.buffers.all():
+        worker._flush(buffer, final=True)
+    seconds = time.perf_counter() - began
+    timed.live_after_ms = time.time_ns() // 1_000_000
+    live_records = _live_phase(worker, settings, *live)
+    worker.close()
+    freshness = np.concatenate(timed.freshness) if timed.freshness else np.array([np.nan])
+    return {
+        "worker_tps": n / seconds,
+        "p99_flush_s": float(np.percentile(timed.flushes, 99)),
+        "freshness_p99_s": float(np.percentile(freshness, 99)),
+        "live_txns": live_records,
+    }
+
+
+def _live_phase(worker: Any, settings: Any, tps: float, seconds: float) -> int:
+    total = int(tps * seconds)
+    records = encoded(total, seed=2)
+    target = worker.metrics.consumed._value.get() + total
+
+    def feed() -> None:
+        from shadow.envelope import decode, encode
+
+        step = max(1, int(tps / 10))
+        for i in range(0, total, step):
+            fresh = [(k, encode(_now(decode(v, k)))) for k, v in records[i : i + step]]
+            produce(settings, fresh)
+            time.sleep(0.1)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    while worker.metrics.consumed._value.get() < target or worker.buffers.all():
+        worker.step()
+    feeder.join()
+    return total
+
+
+def _now(envelope: Any) -> Any:
+    import msgspec
+
+    return msgspec.structs.replace(envelope, event_time=time.time_ns() // 1_000_000)
+
+
+def naive(settings: Any, limit: int) -> float:
+    """One message at a time, every model called per message, rows written at the end: txn/s."""
+    import pyarrow as pa
+    from confluent_kafka import Consumer
+
+    from shadow.clients import base_config
+    from shadow.envelope import decode
+    from shadow.prediction_store import parquet_bytes
+
+    models = candidates(settings)
+    consumer = Consumer(
+        {**base_config(settings.kafka), "group.id": "naive", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([settings.kafka.topic])
+    rows: list[dict[str, Any]] = []
+    done, began = 0, None
+    while done < limit:
+        message = consumer.poll(1.0)
+        if message is None or message.error():
+            continue
+        began = began or time.perf_counter()
+        envelope = decode(message.value(), message.key())
+        for model in models.loaded():
+            score = float(model.scorer.score([envelope]).scores[0])
+            rows.append({"txn_id": envelope.txn_id, "model_id": model.model_id, "score": score})
+        consumer.commit(message, asynchronous=False)
+        done += 1
+    parquet_bytes(pa.Table.from_pylist(rows))
+    seconds = time.perf_counter() - (began or time.perf_counter())
+    consumer.close()
+    return done / seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    from shadow.clients import ensure_topic
+    from shadow.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m bench.worker_throughput")
+    parser.add_argument("--json", action="store_true", help="print one JSON line (always)")
+    parser.add_argument("--txns", type=int, default=300_000)
+    parser.add_argument("--naive", type=int, default=3000)
+    parser.add_argument("--live-tps", type=float, default=2000)
+    parser.add_argument("--live-seconds", type=float, default=10)
+    parser.add_argument("--config", default=None)
+    args = parser.parse_args(argv)
+    with (
+        tempfile.TemporaryDirectory(prefix="shadow-bench-") as tmp,
+        services(load_settings(args.config), Path(tmp)) as settings,
+    ):
+        register_models(settings)
+        records = encoded(args.txns)
+        ensure_topic(settings.kafka, settings.kafka.topic, PARTITIONS)
+        produce(settings, records)
+        ceiling_tps = ceiling(settings, records)
+        worker = run_worker(settings, args.txns, (args.live_tps, args.live_seconds))
+        naive_tps = naive(settings, args.naive)
+    result = {
+        "txns": args.txns,
+        "models": len(MODELS),
+        "worker_tps": round(worker["worker_tps"]),
+        "ceiling_tps": round(ceiling_tps),
+        "naive_tps": round(naive_tps, 1),
+        "ratio_ceiling": round(worker["worker_tps"] / ceiling_tps, 3),
+        "ratio_naive": round(worker["worker_tps"] / naive_tps, 1),
+        "p99_flush_s": round(worker["p99_flush_s"], 3),
+        "freshness_p99_s": round(worker["freshness_p99_s"], 3),
+        "naive_txns": args.naive,
+        "live_txns": worker["live_txns"],
+        "flush_seconds": BENCH_WORKER["flush_seconds"],
+        "note": "naive_tps measured on the first naive_txns records of the same topic",
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -79,15 +79,14 @@ class Comparison:
         self.progress("aggregating coverage, latency and hours")
         result["segment_features"] = paired.segments
         counts = pw.coverage(paired)
-        latency = pw.latency(paired)
         hours = pw.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
+        data = paired.arrays()
+        columns = ["l_live"] + [f"l_{i}" for i in range(len(paired.candidates))]
+        latency = pw.latency(data, columns)
         result["live_latency_ms"] = latency["l_live"]
-        names = ["s_live"] + [f"s_{i}" for i in range(len(paired.candidates))]
-        data = paired.columns(names + (["label", "amount"] if paired.has_labels else []))
-        segments = {f: paired.segment_codes(k) for k, f in enumerate(paired.segments)}
+        segments = {f: data[f"seg_{k}"] for k, f in enumerate(paired.segments)}
         if paired.has_labels:
             result["labelled_transactions"] = int(np.sum(np.isfinite(data["label"])))
-            data["keys"] = paired.keys()
         for i, model in enumerate(paired.candidates):
             self.progress(f"comparing {model}")
             entry = {**counts[i], "latency_ms": latency[f"l_{i}"], "hours": hours[i]}
@@ -117,6 +116,7 @@ class Comparison:
                     labels,
                     self.live_threshold,
                     self.settings.min_segment_rows,
+                    self._cache.setdefault("segments", {}),
                 )
                 for feature, (codes, names) in segments.items()
             },

@@ -20,7 +20,13 @@ _CHUNK = 25
 def point_metrics(scores, labels, amounts, rate: float, ascending: np.ndarray | None = None):
     """Every labelled metric of one model on the whole window (`ascending`: its argsort)."""
     order = (np.argsort(scores, kind="stable") if ascending is None else ascending)[::-1]
-    s, y, a = scores[order], labels[order].astype(np.float64), amounts[order]
+    return sorted_metrics(scores[order], labels[order], amounts[order], rate)
+
+
+def sorted_metrics(s: np.ndarray, labels: np.ndarray, a: np.ndarray, rate: float) -> dict:
+    """The labelled metrics of scores already sorted in DESCENDING order (labels, amounts
+    aligned with them)."""
+    y = labels.astype(np.float64)
     last = np.r_[s[1:] != s[:-1], True]  # the last row of each group of tied scores
     tp = np.cumsum(y)[last]
     fp = np.cumsum(1 - y)[last]

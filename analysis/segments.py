@@ -1,7 +1,7 @@
 """Segments - the paired comparison per value of a feature (e.g. merchant category).
 
-Each segment reuses the window-wide argsorts: filtering a global order by segment keeps it
-sorted, so no segment is sorted again.
+Each segment reuses the window-wide argsorts: grouping a model's score order by segment with one
+stable integer sort keeps every segment sorted, so no segment is sorted again.
 """
 
 from __future__ import annotations
@@ -10,8 +10,25 @@ from typing import Any
 
 import numpy as np
 
-from analysis.labelled import point_metrics
+from analysis.labelled import sorted_metrics
 from analysis.metrics import Sorted, psi_sorted
+
+
+class SegmentOrder:
+    """One model's rows grouped by segment, ascending score inside each segment: one stable
+    integer sort of the codes along the model's score order, instead of a sort per segment."""
+
+    def __init__(self, model: Sorted, codes: np.ndarray, segments: int) -> None:
+        along = codes[model.order]
+        group = np.argsort(along, kind="stable")
+        self.rows = model.order[group]
+        self.values = model.sorted[group]
+        self.bounds = np.searchsorted(along[group], np.arange(segments + 2))
+
+    def part(self, code: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row ids and their scores (ascending) of one segment."""
+        begin, end = self.bounds[code], self.bounds[code + 1]
+        return self.rows[begin:end], self.values[begin:end]
 
 
 def segment_metrics(
@@ -22,53 +39,52 @@ def segment_metrics(
     labels: np.ndarray | None,
     threshold: float,
     min_rows: int,
+    cache: dict | None = None,
 ) -> list[dict[str, Any]]:
     """Per segment (codes: 0 = no value, k = names[k-1]) with at least `min_rows` pairs."""
+    cache = {} if cache is None else cache
+    key = (id(live), tuple(names))  # live's grouping and AUCs are shared by every candidate
+    if key not in cache:
+        cache[key] = {"order": SegmentOrder(live, codes, len(names)), "auc": {}}
+    live_order, live_auc = cache[key]["order"], cache[key]["auc"]
+    cand_order = SegmentOrder(candidate, codes, len(names))
     counts = np.bincount(codes, minlength=len(names) + 1)
     out = []
     for code in np.flatnonzero(counts >= min_rows):
-        member = codes == code
-        rows = np.flatnonzero(member)
-        entry = _segment(rows, member, live, candidate, threshold)
+        entry = _segment(codes == code, live, candidate, threshold)
+        entry["psi"] = psi_sorted(live_order.part(code)[1], cand_order.part(code)[1])
         entry["segment"] = names[code - 1] if code > 0 else None
         if labels is not None:
-            entry.update(_auc(rows, member, live, candidate, labels))
+            if code not in live_auc:
+                live_auc[code] = _auc(live_order.part(code), labels)
+            cand_auc = _auc(cand_order.part(code), labels)
+            entry.update(live_roc_auc=live_auc[code], candidate_roc_auc=cand_auc)
+            entry["roc_auc_delta"] = cand_auc - live_auc[code]
         out.append(entry)
     return sorted(out, key=lambda e: -e["transactions"])
 
 
-def _segment(rows, member: np.ndarray, live: Sorted, candidate: Sorted, threshold: float) -> dict:
-    lv, cv = live.values[rows], candidate.values[rows]
-    # the segment's values in sorted order, without sorting again
-    lv_sorted, cv_sorted = (m.sorted[member[m.order]] for m in (live, candidate))
+def _segment(member: np.ndarray, live: Sorted, candidate: Sorted, threshold: float) -> dict:
+    lv, cv = live.values[member], candidate.values[member]
     live_alert, cand_alert = lv >= threshold, cv >= threshold
     return {
-        "transactions": len(rows),
+        "transactions": len(lv),
         "live_mean": float(lv.mean()),
         "candidate_mean": float(cv.mean()),
         "mean_abs_delta": float(np.mean(np.abs(cv - lv))),
         "flips_to_alert": int(np.sum(cand_alert & ~live_alert)),
         "flips_to_pass": int(np.sum(live_alert & ~cand_alert)),
         "flip_rate": float(np.mean(cand_alert != live_alert)),
-        "psi": psi_sorted(lv_sorted, cv_sorted),
     }
 
 
-def _auc(rows, member: np.ndarray, live: Sorted, candidate: Sorted, labels) -> dict[str, float]:
-    """ROC-AUC of both models inside the segment, from the window-wide orders."""
-    rows = rows[np.isfinite(labels[rows])]
-    member = np.zeros(len(member), dtype=bool)
-    member[rows] = True
+def _auc(part: tuple[np.ndarray, np.ndarray], labels: np.ndarray) -> float:
+    """ROC-AUC inside one segment from its rows in ascending score order (labelled rows only)."""
+    rows, values = part
     seg_labels = labels[rows]
-    if len(rows) == 0 or seg_labels.min() == seg_labels.max():
-        return {"live_roc_auc": float("nan"), "candidate_roc_auc": float("nan")}
-    amounts = np.ones(len(rows))
-    position = np.zeros(len(member), dtype=np.int64)
-    position[rows] = np.arange(len(rows))
-    out = {}
-    for name, model in (("live", live), ("candidate", candidate)):
-        local = position[model.order[member[model.order]]]  # still in ascending score order
-        point = point_metrics(model.values[rows], seg_labels, amounts, 0.01, ascending=local)
-        out[f"{name}_roc_auc"] = point["roc_auc"]
-    out["roc_auc_delta"] = out["candidate_roc_auc"] - out["live_roc_auc"]
-    return out
+    known = np.isfinite(seg_labels)
+    seg_labels, values = seg_labels[known], values[known]
+    if len(seg_labels) == 0 or seg_labels.min() == seg_labels.max():
+        return float("nan")
+    ones = np.ones(len(values))
+    return sorted_metrics(values[::-1], seg_labels[::-1], ones, 0.01)["roc_auc"]

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from analysis.compare import Comparison
 from analysis.evidence import build_evidence, evidence_id
+from analysis.metrics import psi
 from analysis.report import write_report
 from analysis.sample_store import (
     ModelScores,
@@ -95,17 +96,19 @@ def test_shift_is_seen_and_labels_agree_with_scikit_learn(world) -> None:
 
 
 def test_segments_and_hours_keep_slices_with_enough_volume(world) -> None:
-    _, _, _, _, body = world
+    sc, _, models, _, body = world
     segments = body["candidates"]["shifted@1"]["segments"]["merchant_category"]
-    assert {s["segment"] for s in segments} == {
-        "grocery",
-        "travel",
-        "electronics",
-        "fuel",
-        "online",
-    }
+    names = {"grocery", "travel", "electronics", "fuel", "online"}
+    assert {s["segment"] for s in segments} == names
     assert sum(s["transactions"] for s in segments) == N
-    assert all(0.0 <= s["live_roc_auc"] <= 1.0 for s in segments)
+    shifted = models[2].scores
+    for segment in segments:
+        rows = sc.merchant_category == segment["segment"]
+        labels, live, cand = sc.labels[rows], sc.live[rows], shifted[rows]
+        assert segment["live_roc_auc"] == pytest.approx(roc_auc_score(labels, live))
+        assert segment["candidate_roc_auc"] == pytest.approx(roc_auc_score(labels, cand))
+        assert segment["psi"] == pytest.approx(psi(live, cand))
+        assert segment["flips_to_alert"] == np.sum((cand >= 0.5) & (live < 0.5))
     hours = body["candidates"]["shifted@1"]["hours"]
     assert len(hours) == 6 and sum(h["transactions"] for h in hours) == N
 

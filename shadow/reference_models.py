@@ -9,7 +9,9 @@ versions, recipe source) so tests, the bench and the demo build them once:
 - ``gbdt``: LightGBM, 200 trees of depth 6, on the numeric and boolean features only (one 2-D
   float input, feature order in the ``features`` metadata): LightGBM's ONNX converter takes a
   float matrix, so string features are left out rather than encoded outside the graph;
-- ``degraded``: the gbdt recipe without ``STRONGEST_FEATURES``: a clearly worse candidate.
+- ``degraded``: the gbdt recipe without ``STRONGEST_FEATURES``: a clearly worse candidate;
+- ``baseline``: the lr recipe without ``BASELINE_DROPS`` (ip_risk): a "version 1" that the full
+  lr and the gbdt improve on, as a live model for the demo.
 
 sklearn pipelines take one named input per feature (strings as strings, booleans as 0/1 floats,
 missing values as NaN): the worker feeds raw features and the preprocessing is in the graph.
@@ -44,7 +46,9 @@ from shadow.synthetic import (
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_NAMES = ("lr", "gbdt", "mlp", "degraded")
+REFERENCE_NAMES = ("lr", "gbdt", "mlp", "degraded", "baseline")
+BASELINE_DROPS = ("ip_risk",)
+"""What the baseline lacks: one strong signal, so it is good but beatable."""
 DEFAULT_CACHE = Path("~/.cache/shadow/models").expanduser()
 _OPSET = {"": 17, "ai.onnx.ml": 3}
 _LIBRARIES = ("numpy", "scikit-learn", "lightgbm", "skl2onnx", "onnxmltools", "onnx")
@@ -132,21 +136,22 @@ def _info(
 
 
 def _train(name: str, train: Any, seed: int) -> tuple[bytes, Any]:
-    if name in ("lr", "mlp"):
-        return _train_sklearn(name, train, seed)
+    if name in ("lr", "mlp", "baseline"):
+        return _train_sklearn(name, train, seed, BASELINE_DROPS if name == "baseline" else ())
     drop = STRONGEST_FEATURES if name == "degraded" else ()
     return _train_lightgbm(train, seed, drop)
 
 
-def _sklearn_frame(frame: Any) -> Any:
-    columns = list(NUMERIC_FEATURES) + list(BOOL_FEATURES)
-    out = frame[columns].astype(np.float32)
+def _sklearn_frame(frame: Any, numeric: list[str]) -> Any:
+    out = frame[numeric].astype(np.float32)
     for name in STRING_FEATURES:
         out[name] = frame[name].astype(object)
     return out
 
 
-def _train_sklearn(name: str, train: Any, seed: int) -> tuple[bytes, Any]:
+def _train_sklearn(
+    name: str, train: Any, seed: int, drop: tuple[str, ...] = ()
+) -> tuple[bytes, Any]:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     from sklearn.compose import ColumnTransformer
@@ -157,18 +162,18 @@ def _train_sklearn(name: str, train: Any, seed: int) -> tuple[bytes, Any]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numeric = list(NUMERIC_FEATURES) + list(BOOL_FEATURES)
+    numeric = [c for c in (*NUMERIC_FEATURES, *BOOL_FEATURES) if c not in drop]
     scale = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     encode = OneHotEncoder(handle_unknown="ignore")
     prepare = ColumnTransformer([("num", scale, numeric), ("cat", encode, list(STRING_FEATURES))])
-    if name == "lr":
+    if name in ("lr", "baseline"):
         classifier: Any = LogisticRegression(C=0.5, max_iter=2000)
     else:
         classifier = MLPClassifier(
             (64, 64), alpha=1e-3, batch_size=512, max_iter=30, random_state=seed
         )
     pipe = Pipeline([("prepare", prepare), ("classify", classifier)])
-    frame = _sklearn_frame(train)
+    frame = _sklearn_frame(train, numeric)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipe.fit(frame, train["label"])
@@ -181,7 +186,7 @@ def _train_sklearn(name: str, train: Any, seed: int) -> tuple[bytes, Any]:
         target_opset=_OPSET,
         options={id(classifier): {"zipmap": False}},
     )
-    return model.SerializeToString(), lambda f: pipe.predict_proba(_sklearn_frame(f))[:, 1]
+    return model.SerializeToString(), lambda f: pipe.predict_proba(_sklearn_frame(f, numeric))[:, 1]
 
 
 def _train_lightgbm(train: Any, seed: int, drop: tuple[str, ...]) -> tuple[bytes, Any]:

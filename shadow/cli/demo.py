@@ -19,6 +19,9 @@ def demo(
         typer.Option(help="s3://bucket/prefix for the datasets (default: ./shadow-data/<run>)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic traffic and models.")] = 7,
+    fraud_rate: Annotated[
+        float, typer.Option(help="Share of fraudulent transactions.", min=0.0001, max=0.5)
+    ] = 0.01,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show INFO logs.")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -33,7 +36,7 @@ def demo(
         for name in ("shadow", "producers", "consumers", "analysis"):
             logging.getLogger(name).setLevel(logging.WARNING)
     console = Console()
-    options = DemoOptions(seconds, tps, workers, seed, store, config)
+    options = DemoOptions(seconds, tps, workers, seed, store, config, fraud_rate)
     result = run_demo(settings, options, console)
     console.print(verdict_table(result.verdicts, result.promoted))
     t = result.traffic

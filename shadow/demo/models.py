@@ -8,8 +8,8 @@ from pathlib import Path
 from shadow.registry import ModelRegistry
 
 NAME = "fraud"
-LIVE = "lr"
-CANDIDATES = ("gbdt", "mlp", "degraded")
+LIVE = "baseline"
+CANDIDATES = ("lr", "gbdt", "degraded")
 ACTOR = "shadow-demo"
 ALERT_RATE = 0.01
 
@@ -25,7 +25,7 @@ class DemoModels:
 
 
 def register_models(registry: ModelRegistry, seed: int) -> DemoModels:
-    """Live `lr` registered and moved to production; gbdt, mlp and degraded into shadow.
+    """Live `baseline` registered and moved to production; lr, gbdt and degraded into shadow.
 
     Each model's decision threshold alerts on ALERT_RATE of the traffic, as a fraud team sets it.
     """

@@ -120,7 +120,9 @@ def _prepare(
         finally:
             registry.close()
     m = result.models
-    console.print(f"live model [bold]{m.live}[/] (lr) in production, threshold {m.threshold:.4f}")
+    console.print(
+        f"live model [bold]{m.live}[/] (baseline) in production, threshold {m.threshold:.4f}"
+    )
     for kind, model_id in m.candidates.items():
         console.print(f"candidate [bold]{model_id}[/] ({kind}) in shadow")
 

@@ -25,9 +25,11 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, kafka_bootstrap: str) -> N
             "from shadow.cli import main; main()",
             "demo",
             "--seconds",
-            "12",
+            "20",
             "--tps",
-            "400",
+            "500",
+            "--fraud-rate",
+            "0.05",
         ],
         cwd=tmp_path,
         env=env,
@@ -57,6 +59,6 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, kafka_bootstrap: str) -> N
         registry.close()
     assert states["fraud@4"] == "failed", "the degraded candidate must fail the gate"
     promoted = [m for m, s in states.items() if s == "production"]
-    assert len(promoted) == 1 and promoted[0] in {"fraud@2", "fraud@3"}
+    assert len(promoted) == 1 and promoted[0] in {"fraud@2", "fraud@3"}, states
     assert states["fraud@1"] == "retired"
     assert f"promoted {promoted[0]} to production" in done.stdout

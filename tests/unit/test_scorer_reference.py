@@ -65,7 +65,13 @@ def _runtime_scores(path, card: ModelCard, frame: pd.DataFrame) -> np.ndarray:
 def test_all_four_models_are_built(models):
     assert set(models) == set(REFERENCE_NAMES)
     kinds = {name: _card(name, m.path).input_kind for name, m in models.items()}
-    assert kinds == {"lr": "columns", "mlp": "columns", "gbdt": "tensor", "degraded": "tensor"}
+    assert kinds == {
+        "lr": "columns",
+        "mlp": "columns",
+        "gbdt": "tensor",
+        "degraded": "tensor",
+        "baseline": "columns",
+    }
 
 
 @pytest.mark.parametrize("name", REFERENCE_NAMES)

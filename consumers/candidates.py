@@ -180,6 +180,20 @@ class CandidateSet:
             }
         return report
 
+    def report(self) -> list[dict[str, Any]]:
+        """The loaded set, for /models."""
+        return [
+            {
+                "model_id": c.model_id,
+                "sha256": c.sha256,
+                "threshold": c.threshold,
+                "batches": c.batches,
+                "errors": c.errors,
+                "failures_in_row": c.failures_in_row,
+            }
+            for c in self.loaded()
+        ]
+
     def loaded(self) -> list[Candidate]:
         with self._lock:
             return list(self._models.values())

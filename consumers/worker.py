@@ -65,7 +65,6 @@ class ShadowWorker:
         self.buffers = PartitionBuffers()
         self.paused: set[int] = set()
         self.assigned: set[int] = set()
-        self.flushed_keys: list[str] = []
         self._stopping = threading.Event()
         self.consumer: Any = None
         self.dlq: DeadLetters | None = None
@@ -188,7 +187,7 @@ class ShadowWorker:
         self.dlq.settle(buffer.partition)
         if buffer.tables:
             started = time.perf_counter()
-            key = self.writer.write(
+            self.writer.write(
                 buffer.partition,
                 buffer.first_offset,
                 buffer.first_event_ms or 0,
@@ -196,7 +195,6 @@ class ShadowWorker:
                 buffer.features,
             )
             self.metrics.flush_seconds.observe(time.perf_counter() - started)
-            self.flushed_keys.append(key)
         # offsets only after the object exists: a crash before this line replays the batch
         # into the same key
         self._commit(buffer.partition, buffer.commit_offset)
@@ -286,17 +284,7 @@ class ShadowWorker:
         return ok, {"worker_id": self.worker_id, "ready": ok, "models": report}
 
     def models(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "model_id": c.model_id,
-                "sha256": c.sha256,
-                "threshold": c.threshold,
-                "batches": c.batches,
-                "errors": c.errors,
-                "failures_in_row": c.failures_in_row,
-            }
-            for c in self.candidates.loaded()
-        ]
+        return self.candidates.report()
 
 
 def _names(partitions: list[Any]) -> str:
@@ -315,42 +303,8 @@ def _registry_candidates(settings: Settings, metrics: WorkerMetrics) -> Candidat
     )
 
 
-def serve(settings: Settings) -> None:
-    """Run a worker with its HTTP endpoints until SIGTERM/SIGINT (the `shadow worker` body)."""
-    from consumers.http import WorkerHttp
-
-    worker = ShadowWorker(settings)
-    worker.install_signal_handlers()
-    http = WorkerHttp(settings.worker.http_port, worker.metrics.text, worker.health, worker.models)
-    http.start()
-    try:
-        worker.run()
-    finally:
-        http.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m consumers.worker [--config FILE]`."""
-    import argparse
-    import sys
-
-    from shadow.logs import configure_logging
-    from shadow.settings import load_settings
-
-    parser = argparse.ArgumentParser(prog="python -m consumers.worker")
-    parser.add_argument("--config", "-c", default=None)
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config)
-        configure_logging(settings.log)
-        serve(settings)
-    except ShadowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-
-
 if __name__ == "__main__":
-    # run the canonical module (not __main__), so loggers and classes have their real names
-    from consumers.worker import main as worker_main
+    # run through the canonical modules (not __main__), so loggers have their real names
+    from consumers.service import main
 
-    worker_main()
+    main()

@@ -11,6 +11,6 @@ def worker(config: ConfigOption = None) -> None:
     Serves /metrics, /healthz and /models on worker.http_port. SIGTERM or Ctrl-C flushes,
     commits and leaves the group.
     """
-    from consumers.worker import serve
+    from consumers.service import serve
 
     serve(settings_from(config))

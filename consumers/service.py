@@ -1,0 +1,41 @@
+"""The worker service: `python -m consumers.worker` and `shadow worker` - a worker and its HTTP."""
+
+from __future__ import annotations
+
+from shadow.errors import ShadowError
+from shadow.settings import Settings
+
+
+def serve(settings: Settings) -> None:
+    """Run a worker with its HTTP endpoints until SIGTERM/SIGINT (the `shadow worker` body)."""
+    from consumers.http import WorkerHttp
+    from consumers.worker import ShadowWorker
+
+    worker = ShadowWorker(settings)
+    worker.install_signal_handlers()
+    http = WorkerHttp(settings.worker.http_port, worker.metrics.text, worker.health, worker.models)
+    http.start()
+    try:
+        worker.run()
+    finally:
+        http.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m consumers.worker [--config FILE]`."""
+    import argparse
+    import sys
+
+    from shadow.logs import configure_logging
+    from shadow.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m consumers.worker")
+    parser.add_argument("--config", "-c", default=None)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.log)
+        serve(settings)
+    except ShadowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

@@ -137,13 +137,22 @@ def test_ten_kinds_of_poison_go_to_the_dlq_and_every_good_record_is_scored(
             _reason, key, value = poison[(i // 40) % len(poison)]
             mixed.append((key, value))
     produce(kafka_bootstrap, topic, mixed)
-    settings = _settings(settings_for, topic, unique_group, tap={"max_envelope_bytes": 4000})
+    settings = _settings(
+        settings_for, topic, unique_group, tap={"max_envelope_bytes": 4000}, store_features=True
+    )
     running = WorkerThread(ShadowWorker(settings, static_candidates(settings))).start()
     wait_until(all_committed(kafka_bootstrap, unique_group, topic, 2), 60, "all committed")
     running.stop()
 
-    table = rows(list(read_objects(open_store(settings.store)).values()))
+    store = open_store(settings.store)
+    objects = read_objects(store)
+    table = rows(list(objects.values()))
     assert assert_exactly_once(table, {k.decode() for k, _ in good}, {"amount@1", "fraud@7"}) == 0
+    features = read_objects(store, "features")
+    assert {k.replace("features/", "predictions/", 1) for k in features} == set(objects)
+    feature_rows = rows(list(features.values()))
+    assert sorted(feature_rows.column("txn_id").to_pylist()) == sorted(k.decode() for k, _ in good)
+    assert "amount" in feature_rows.column_names
     dead = _read_all(kafka_bootstrap, settings.kafka.dlq, 10)
     reasons = sorted(dict(m.headers())[DLQ_REASON].decode() for m in dead)
     assert reasons == sorted(reason for reason, _, _ in poison)

@@ -39,11 +39,19 @@ class Sorted:
         return ranks
 
 
+def sorted_quantiles(values: np.ndarray, points) -> np.ndarray:
+    """np.quantile's default (linear) on an array that is already sorted: no partitioning."""
+    position = np.asarray(points, dtype=np.float64) * (len(values) - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
 def quantiles(values: np.ndarray) -> dict[str, float]:
-    """The usual quantiles and the mean of a score array."""
+    """The usual quantiles and the mean of a SORTED score array."""
     if len(values) == 0:
         return {}
-    points = np.quantile(values, QUANTILES)
+    points = sorted_quantiles(values, QUANTILES)
     out = {f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, points, strict=True)}
     out["mean"] = float(np.mean(values))
     return out
@@ -58,7 +66,7 @@ def psi_sorted(expected: np.ndarray, actual: np.ndarray, bins: int = PSI_BINS) -
     """PSI of two sorted arrays: bin edges are live deciles, counts come from bisecting."""
     if len(expected) == 0 or len(actual) == 0:
         return float("nan")
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
+    edges = np.unique(sorted_quantiles(expected, np.linspace(0, 1, bins + 1)[1:-1]))
     e = _shares(expected, edges)
     a = _shares(actual, edges)
     return float(np.sum((a - e) * np.log(a / e)))
@@ -142,8 +150,8 @@ def distribution(live: Sorted, candidate: Sorted) -> dict[str, float | dict[str,
         "wasserstein": wasserstein_sorted(live.sorted, candidate.sorted, merged),
         "histogram": histogram(live.sorted, candidate.sorted),
         "qq": {
-            "live": np.quantile(live.sorted, QQ_POINTS).tolist(),
-            "candidate": np.quantile(candidate.sorted, QQ_POINTS).tolist(),
+            "live": sorted_quantiles(live.sorted, QQ_POINTS).tolist(),
+            "candidate": sorted_quantiles(candidate.sorted, QQ_POINTS).tolist(),
         },
     }
 

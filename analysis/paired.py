@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from analysis.metrics import sorted_quantiles
 from shadow.dataset import open_dataset, register, window_sql
 from shadow.predictions import FEATURES, LABELS, PREDICTIONS, ROLE_LIVE
 
@@ -205,7 +206,7 @@ def latency(arrays: dict[str, Any], columns: list[str]) -> dict[str, dict[str, A
 def _latency_stats(values: np.ndarray, points: list[float]) -> dict[str, Any]:
     if not len(values):
         return {"count": 0.0}
-    curve = np.quantile(values, points)  # linear interpolation, as DuckDB's quantile_cont
+    curve = sorted_quantiles(values, points)  # linear interpolation, as DuckDB's quantile_cont
     at = dict(zip(points, curve.tolist(), strict=True))
     stats: dict[str, Any] = {
         "count": float(len(values)),

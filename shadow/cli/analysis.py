@@ -75,18 +75,30 @@ def compare(
 
 
 def gate(
-    evidence: EvidenceOption,
+    evidence: Annotated[
+        Path | None,
+        typer.Option("--evidence", "-e", help="evidence.json written by `shadow compare`."),
+    ] = None,
     policy: PolicyOption = None,
     candidate: Annotated[
         list[str] | None, typer.Option("--candidate", help="Judge only these candidates.")
     ] = None,
     as_json: JsonOption = False,
+    list_metrics: Annotated[
+        bool, typer.Option("--list-metrics", help="Print the metric names a policy may use.")
+    ] = False,
 ) -> None:
     """Apply a policy to evidence: exit 0 pass, 1 fail, 2 unusable input."""
-    from analysis.evidence import load_evidence
+    from analysis.evidence import load_evidence, metric_names
     from analysis.gate import evaluate_all, exit_code
     from analysis.policy import load_policy
+    from shadow.errors import UsageError
 
+    if list_metrics:
+        typer.echo("\n".join(sorted(metric_names())))
+        return
+    if evidence is None:
+        raise UsageError("--evidence is required (the evidence.json of `shadow compare`)")
     rules = load_policy(policy)
     verdicts = evaluate_all(rules, load_evidence(evidence), candidate or None)
     _show(verdicts, as_json)

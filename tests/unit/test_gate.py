@@ -159,3 +159,10 @@ def test_a_failing_gate_never_reaches_production(
     assert shadow(monkeypatch, *args) == 1
     assert registry_env.get("bad@1").state == "shadow"
     assert np.all([e.to_state != "production" for e in registry_env.history("bad@1")])
+
+
+def test_list_metrics_names_the_policy_vocabulary(monkeypatch, capsys) -> None:
+    assert shadow(monkeypatch, "gate", "--list-metrics") == 0
+    names = capsys.readouterr().out.split()
+    assert names == sorted(metric_names())
+    assert {"psi", "roc_auc_delta", "latency_p99_ms", "agreement_at_matched_rate"} <= set(names)

@@ -3,8 +3,11 @@
     python -m bench.analysis_speed --json [--rows N]
 
 Generates the rows (vectorised numpy/pyarrow, in the worker's layout) into a temporary store,
-then times `Comparison.run()` without labels, adds a labels dataset and times it again. Prints
-ONE JSON line: {"rows", "seconds", "rows_per_s", "seconds_with_labels", ...}.
+then times `Comparison.run()` without labels, adds a labels dataset and times it again (the
+median of --repeat runs each). Prints ONE JSON line: {"rows", "seconds", "rows_per_s",
+"seconds_with_labels", ...}. The comparison is everything `shadow compare` computes (pairing,
+dedupe, distributions, agreement, latency, segments, hours; bootstrap CIs with labels) except
+drawing the report's plots.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -49,7 +53,7 @@ def generate(root: Path, rows: int, seed: int = 1):
     return store, sc, written
 
 
-def run(rows: int, keep: Path | None = None) -> dict[str, float]:
+def run(rows: int, keep: Path | None = None, repeat: int = 1) -> dict[str, float]:
     from analysis.compare import Comparison
     from analysis.sample_store import write_labels
     from shadow.settings import AnalysisSettings
@@ -64,9 +68,13 @@ def run(rows: int, keep: Path | None = None) -> dict[str, float]:
         settings = AnalysisSettings()
 
         def timed() -> tuple[float, dict]:
-            begin = time.perf_counter()
-            body = Comparison(store, start, end, settings=settings).run()
-            return time.perf_counter() - begin, body
+            """The median wall time of `repeat` full comparisons."""
+            times = []
+            for _ in range(repeat):
+                begin = time.perf_counter()
+                body = Comparison(store, start, end, settings=settings).run()
+                times.append(time.perf_counter() - begin)
+            return statistics.median(times), body
 
         seconds, body = timed()
         write_labels(store, sc.ids, sc.labels, sc.amounts)
@@ -79,6 +87,7 @@ def run(rows: int, keep: Path | None = None) -> dict[str, float]:
         "seconds_with_labels": round(seconds_labels, 3),
         "generate_seconds": round(generated, 3),
         "candidates": MODELS - 1,
+        "repeat": repeat,
     }
 
 
@@ -87,8 +96,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument("--keep", type=Path, help="generate into this folder and keep it")
+    parser.add_argument("--repeat", type=int, default=1, help="report the median of N runs")
     args = parser.parse_args()
-    result = run(args.rows, args.keep)
+    result = run(args.rows, args.keep, args.repeat)
     if args.json:
         print(json.dumps(result))
     else:

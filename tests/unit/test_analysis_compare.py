@@ -149,3 +149,34 @@ def test_window_parsing() -> None:
     for bad in ("yesterday", "2026-01-02..2026-01-01", "..24h"):
         with pytest.raises(UsageError):
             parse_window(bad, now)
+
+
+def test_compare_command_writes_the_outputs_and_rejects_a_bad_window(
+    world, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import sys
+
+    from shadow.cli import main
+
+    _, store, _, _, _ = world
+    monkeypatch.setenv("SHADOW__STORE__URI", str(store.root))
+    monkeypatch.setenv("SHADOW__REGISTRY__URL", f"sqlite:///{tmp_path}/registry.db")
+    monkeypatch.setenv("SHADOW__ANALYSIS__BOOTSTRAP_SAMPLES", "20")
+
+    def shadow(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["shadow", *args])
+        with pytest.raises(SystemExit) as done:
+            main()
+        return int(done.value.code or 0)
+
+    out = tmp_path / "out"
+    args = ["compare", "-w", "2026-01-01", "-o", str(out), "--candidate", "good@1"]
+    assert shadow(*args, "--live-threshold", "0.3") == 0
+    evidence = json.loads((out / "evidence.json").read_text())
+    assert list(evidence["candidates"]) == ["good@1"]
+    assert (evidence["live_threshold"], evidence["live_threshold_source"]) == (0.3, "option")
+    assert (out / "summary.md").is_file() and (out / "report.html").is_file()
+    capsys.readouterr()
+    assert shadow("compare", "-w", "yesterday", "-o", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "neither an ISO date/time nor a span" in err[0]

@@ -77,8 +77,12 @@ class Comparison:
             "segment_features": [],
             "candidates": {},
         }
-        if paired.transactions == 0:
-            return result
+        if paired.transactions > 0:
+            self._measure(paired, result)
+        return result
+
+    def _measure(self, paired: pw.PairedWindow, result: dict[str, Any]) -> None:
+        """Fill `result` for a window with transactions: aggregates, then each candidate."""
         self.progress("aggregating coverage, latency and hours")
         result["segment_features"] = paired.segments
         counts = pw.coverage(paired)
@@ -94,7 +98,6 @@ class Comparison:
         for i, metrics in enumerate(self._each_candidate(data, segments, len(paired.candidates))):
             entry = {**counts[i], "latency_ms": latency[f"l_{i}"], "hours": hours[i], **metrics}
             result["candidates"][paired.candidates[i]] = entry
-        return result
 
     def _each_candidate(self, data: dict, segments: dict, count: int) -> list[dict[str, Any]]:
         """Candidates on two threads: numpy's sorts and scans release the GIL, and DuckDB is

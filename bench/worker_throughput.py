@@ -196,8 +196,7 @@ def run_worker(settings: Any, n: int, live: tuple[float, float]) -> dict[str, fl
     began = time.perf_counter()
     while worker.metrics.consumed._value.get() < n:
         worker.step()
-    for buffer in worker.buffers.all():
-        worker._flush(buffer, final=True)
+    worker.drain()
     seconds = time.perf_counter() - began
     timed.live_after_ms = time.time_ns() // 1_000_000
     live_records = _live_phase(worker, settings, *live)
@@ -227,7 +226,11 @@ def _live_phase(worker: Any, settings: Any, tps: float, seconds: float) -> int:
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    while worker.metrics.consumed._value.get() < target or worker.buffers.all():
+    while (
+        worker.metrics.consumed._value.get() < target
+        or worker.buffers.all()
+        or worker.flusher.partitions()
+    ):
         worker.step()
     feeder.join()
     return total

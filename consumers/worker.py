@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from consumers.buffers import PartitionBuffer, PartitionBuffers
+from consumers.flusher import Flusher
 from consumers.ingest import Chunk, split_batch
 from consumers.metrics import WorkerMetrics
 from shadow.errors import CommitError, ShadowError
@@ -63,6 +64,7 @@ class ShadowWorker:
         )
         self.publish = publish
         self.buffers = PartitionBuffers()
+        self.flusher = Flusher(self._write)
         self.paused: set[int] = set()
         self.assigned: set[int] = set()
         self._stopping = threading.Event()
@@ -109,11 +111,11 @@ class ShadowWorker:
             signal.signal(sig, lambda *_: self.stop())
 
     def close(self) -> None:
-        """Graceful end: flush and commit every buffer, then leave the group."""
+        """Graceful end: finish every write, flush and commit every buffer, leave the group."""
         if self.consumer is None:
             return
-        for buffer in self.buffers.all():
-            self._flush(buffer, final=True)
+        self.drain()
+        self.flusher.close()
         self.consumer.close()
         self.consumer = None
         if self.dlq is not None:
@@ -121,6 +123,11 @@ class ShadowWorker:
         if hasattr(self.publish, "close"):
             self.publish.close()  # type: ignore[union-attr]
         logger.info("worker %s left the group", self.worker_id)
+
+    def drain(self) -> None:
+        """Finish every write in flight, then store and commit every buffer now."""
+        for partition in sorted(set(self.flusher.partitions()) | set(self.buffers.partitions())):
+            self._flush_final(partition)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -130,8 +137,11 @@ class ShadowWorker:
         if messages:
             self._ingest(messages)
         now = time.monotonic()
+        self._finish_writes(now)
         for buffer in self.buffers.due(now, self.conf.flush_records, self.conf.flush_seconds):
-            self._flush(buffer)
+            if not self.flusher.busy(buffer.partition):
+                self.buffers.pop(buffer.partition)
+                self.flusher.submit(buffer)
         self.candidates.maybe_reload(now)
         return len(messages)
 
@@ -164,40 +174,40 @@ class ShadowWorker:
 
     # -- flush and commit --------------------------------------------------------------------
 
-    def _flush(self, buffer: PartitionBuffer, final: bool = False) -> bool:
-        """Store then commit one partition's buffer; on failure pause it and back off."""
-        where = f"{self.topic}[{buffer.partition}]@{buffer.first_offset}"
-        try:
-            self._store_and_commit(buffer)
-        except ShadowError as exc:
-            self.metrics.flush_failures.inc()
-            if final:
-                logger.error("%s not flushed, left uncommitted for replay: %s", where, exc)
-                return False
-            delay = buffer.failed(time.monotonic())
-            logger.warning("%s flush failed, paused, retry in %.2fs: %s", where, delay, exc)
-            self._pause(buffer.partition)
-            return False
-        self.buffers.pop(buffer.partition)
-        self._resume(buffer.partition)
-        return True
+    def _write(self, buffer: PartitionBuffer) -> None:
+        """Encode and put one partition batch (on the flusher's thread)."""
+        if not buffer.tables:
+            return
+        started = time.perf_counter()
+        self.writer.write(
+            buffer.partition,
+            buffer.first_offset,
+            buffer.first_event_ms or 0,
+            buffer.tables,
+            buffer.features,
+        )
+        self.metrics.flush_seconds.observe(time.perf_counter() - started)
 
-    def _store_and_commit(self, buffer: PartitionBuffer) -> None:
+    def _finish_writes(self, now: float) -> None:
+        for buffer, error in self.flusher.finished(now):
+            if error is None:
+                error = self._commit_stored(buffer)
+            if error is None:
+                self.flusher.release(buffer.partition)
+                self._resume(buffer.partition)
+            else:
+                self._write_failed(buffer, error, now)
+
+    def _commit_stored(self, buffer: PartitionBuffer) -> ShadowError | None:
+        """Commit past a stored batch once its dead letters are acknowledged too."""
         assert self.dlq is not None
-        self.dlq.settle(buffer.partition)
-        if buffer.tables:
-            started = time.perf_counter()
-            self.writer.write(
-                buffer.partition,
-                buffer.first_offset,
-                buffer.first_event_ms or 0,
-                buffer.tables,
-                buffer.features,
-            )
-            self.metrics.flush_seconds.observe(time.perf_counter() - started)
-        # offsets only after the object exists: a crash before this line replays the batch
-        # into the same key
-        self._commit(buffer.partition, buffer.commit_offset)
+        try:
+            self.dlq.settle(buffer.partition)
+            # offsets only after the object exists: a crash before this line replays the batch
+            # into the same key
+            self._commit(buffer.partition, buffer.commit_offset)
+        except ShadowError as exc:
+            return exc
         logger.info(
             "%s[%d]@%d..%d stored and committed (%d records)",
             self.topic,
@@ -206,6 +216,43 @@ class ShadowWorker:
             buffer.last_offset,
             buffer.records,
         )
+        return None
+
+    def _write_failed(self, buffer: PartitionBuffer, error: BaseException, now: float) -> None:
+        """Pause the partition, keep the batch, retry with backoff; nothing is committed."""
+        if not isinstance(error, ShadowError):
+            raise error  # a defect, not an outage: crash, and the batch is replayed
+        self.metrics.flush_failures.inc()
+        delay = buffer.failed(now)
+        self.flusher.hold(buffer.partition)
+        self._pause(buffer.partition)
+        logger.warning(
+            "%s[%d]@%d flush failed, paused, retry in %.2fs: %s",
+            self.topic,
+            buffer.partition,
+            buffer.first_offset,
+            delay,
+            error,
+        )
+
+    def _flush_final(self, partition: int) -> None:
+        """Revoke or close: finish the write in flight, then store and commit the rest now;
+        after any failure everything left stays uncommitted, for the next owner to replay."""
+        held, error = self.flusher.wait(partition)
+        if held is not None and error is None:
+            error = self._commit_stored(held)
+        self.flusher.release(partition)
+        buffer = self.buffers.pop(partition)
+        if error is None and buffer is not None and buffer.records:
+            try:
+                self._write(buffer)
+            except ShadowError as exc:
+                error = exc
+            else:
+                error = self._commit_stored(buffer)
+        if error is not None:
+            self.metrics.flush_failures.inc()
+            logger.error("%s[%d] left uncommitted for replay: %s", self.topic, partition, error)
 
     def _commit(self, partition: int, offset: int) -> None:
         from confluent_kafka import KafkaException, TopicPartition
@@ -257,15 +304,14 @@ class ShadowWorker:
         """Flush and commit what the revoked partitions hold; if that fails, drop it uncommitted."""
         logger.info("revoked %s", _names(partitions))
         for tp in partitions:
-            buffer = self.buffers.get(tp.partition)
-            if buffer is not None and buffer.records:
-                self._flush(buffer, final=True)
+            self._flush_final(tp.partition)
             self._forget(tp.partition)
 
     def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
         """Partitions lost (session timed out): their buffers are dropped, never committed."""
         logger.warning("lost %s: dropping their buffers uncommitted", _names(partitions))
         for tp in partitions:
+            self.flusher.release(tp.partition)  # a write still running is never committed
             self._forget(tp.partition)
             if self.dlq is not None:
                 self.dlq.drop(tp.partition)

@@ -203,3 +203,31 @@ def test_dead_letters_carry_reason_and_source_and_must_be_acknowledged() -> None
     assert len(producer.sent) == 2  # sent again
     letters.settle(4)  # acknowledged now
     letters.settle(5)  # nothing pending for another partition
+
+
+def test_flusher_keeps_a_failed_batch_in_its_slot_and_retries_it_when_due() -> None:
+    from consumers.flusher import Flusher
+    from shadow.errors import StoreError
+
+    attempts: list[int] = []
+
+    def write(buffer: PartitionBuffer) -> None:
+        attempts.append(buffer.first_offset)
+        if len(attempts) == 1:
+            raise StoreError("s3://b", "down")
+
+    flusher = Flusher(write)
+    buffer = PartitionBuffer(2, 100, last_offset=199, records=100)
+    flusher.submit(buffer)
+    assert flusher.busy(2)
+    flusher.wait(2)
+    ((ended, error),) = flusher.finished(0.0)
+    assert ended is buffer and isinstance(error, StoreError)
+    buffer.failed(10.0)  # retry at 10.25
+    flusher.hold(2)
+    assert flusher.finished(10.0) == [] and attempts == [100]
+    assert flusher.finished(10.3) == []  # resubmitted
+    _, error = flusher.wait(2)
+    assert error is None and attempts == [100, 100]
+    assert flusher.release(2) is buffer and not flusher.busy(2)
+    flusher.close()

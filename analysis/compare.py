@@ -123,7 +123,9 @@ class Comparison:
         return {
             "distribution": distribution(live_sorted, cand_sorted),
             "agreement": agreement(live_sorted, cand_sorted, self.live_threshold),
-            "labelled": self._labelled(live_sorted, cand_sorted, (labels, amounts, keys), i),
+            "labelled": self._labelled(
+                live_sorted, cand_sorted, (labels, amounts, keys), f"c{i}", _mask_key(both)
+            ),
             "segments": {
                 feature: segment_metrics(
                     codes[both],
@@ -146,9 +148,12 @@ class Comparison:
             self._cache[key] = Sorted(live[mask])
         return self._cache[key]
 
-    def _labelled(self, live: Sorted, cand: Sorted, truth: tuple, i: int) -> dict | None:
+    def _labelled(
+        self, live: Sorted, cand: Sorted, truth: tuple, name: str, pairing: str
+    ) -> dict | None:
         """Labelled metrics on the labelled pairs; the window-wide orders are reused when every
-        pair is labelled (the usual case once labels have arrived)."""
+        pair is labelled (the usual case once labels have arrived). `pairing` identifies the
+        paired rows: candidates paired on the same rows share one bootstrap window."""
         labels, amounts, keys = truth
         if labels is None:
             return None
@@ -156,7 +161,7 @@ class Comparison:
         if not known.any():
             return None
         rate = float(np.mean(live.values[known] >= self.live_threshold))
-        key = "labelled-" + _mask_key(known)
+        key = f"labelled-{pairing}-{_mask_key(known)}"
         if key not in self._cache:
             s = self.settings
             self._cache[key] = LabelledWindow(
@@ -172,10 +177,10 @@ class Comparison:
         if known.all():
             pair_live, pair_cand = (
                 ("live", live.values, live.order),
-                (f"c{i}", cand.values, cand.order),
+                (name, cand.values, cand.order),
             )
         else:
-            pair_live, pair_cand = ("live", live.values[known]), (f"c{i}", cand.values[known])
+            pair_live, pair_cand = ("live", live.values[known]), (name, cand.values[known])
         metrics = window.compare(pair_live, pair_cand)
         return {"transactions": int(known.sum()), "live_alert_rate": rate, "metrics": metrics}
 

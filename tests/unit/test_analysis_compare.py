@@ -180,3 +180,23 @@ def test_compare_command_writes_the_outputs_and_rejects_a_bad_window(
     assert shadow("compare", "-w", "yesterday", "-o", str(out)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "neither an ISO date/time nor a span" in err[0]
+
+
+def test_candidates_paired_on_different_rows_keep_their_own_labelled_figures(
+    tmp_path: Path,
+) -> None:
+    sc = scenario(3000, seed=8, hours=1)
+    store = LocalStore(tmp_path)
+    a_missing, b_missing = np.zeros(3000, bool), np.zeros(3000, bool)
+    a_missing[:300], b_missing[300:600] = True, True  # same count, different rows
+    models = [
+        ModelScores("live@1", sc.live, role=ROLE_LIVE),
+        ModelScores("a@1", sc.candidate(0.5), skip=a_missing),
+        ModelScores("b@1", sc.candidate(0.5), skip=b_missing),
+    ]
+    write_predictions(store, sc.ids, sc.event_time_ms, models)
+    write_labels(store, sc.ids, sc.labels, sc.amounts)
+    body = Comparison(store, DAY0, DAY0 + dt.timedelta(days=1), settings=SETTINGS).run()
+    for name, missing in (("a@1", a_missing), ("b@1", b_missing)):
+        auc = body["candidates"][name]["labelled"]["metrics"]["roc_auc"]
+        assert auc["live"] == pytest.approx(roc_auc_score(sc.labels[~missing], sc.live[~missing]))

@@ -126,8 +126,10 @@ def _pairs_sql(candidates: list[str], segments: list[str], where: str) -> str:
     return f"SELECT txn_id, {pivot} FROM ({rows}) GROUP BY txn_id HAVING count(model_id) > 0"
 
 
-LABELS_SQL = """SELECT txn_id, arg_max(label, label_time) AS label,
-    arg_max(amount, label_time) AS amount FROM labels GROUP BY txn_id"""
+# the latest label of a transaction wins; a label without label_time counts as the oldest
+_LABEL_TIME = "coalesce(label_time, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
+LABELS_SQL = f"""SELECT txn_id, arg_max(label, {_LABEL_TIME}) AS label,
+    arg_max(amount, {_LABEL_TIME}) AS amount FROM labels GROUP BY txn_id"""
 
 
 def _pivot(candidates: list[str]) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -24,7 +27,7 @@ from analysis.sample_store import (
 from analysis.window import parse_window
 from shadow.errors import UsageError
 from shadow.objectstore import LocalStore
-from shadow.predictions import ROLE_LIVE
+from shadow.predictions import LABEL_SCHEMA, ROLE_LIVE, labels_key
 from shadow.settings import AnalysisSettings
 
 N = 6000
@@ -195,8 +198,21 @@ def test_candidates_paired_on_different_rows_keep_their_own_labelled_figures(
         ModelScores("b@1", sc.candidate(0.5), skip=b_missing),
     ]
     write_predictions(store, sc.ids, sc.event_time_ms, models)
-    write_labels(store, sc.ids, sc.labels, sc.amounts)
+    # labels without label_time (the column is nullable) still count
+    labels = pa.table(
+        {
+            "txn_id": pa.array(sc.ids, pa.string()),
+            "label": pa.array(sc.labels, pa.int8()),
+            "amount": pa.array(sc.amounts),
+            "label_time": pa.nulls(3000, pa.timestamp("ms", tz="UTC")),
+        },
+        schema=LABEL_SCHEMA,
+    )
+    buffer = io.BytesIO()
+    pq.write_table(labels, buffer)
+    store.put(labels_key("no-times", "2026-01-01"), buffer.getvalue())
     body = Comparison(store, DAY0, DAY0 + dt.timedelta(days=1), settings=SETTINGS).run()
+    assert body["labelled_transactions"] == 3000
     for name, missing in (("a@1", a_missing), ("b@1", b_missing)):
         auc = body["candidates"][name]["labelled"]["metrics"]["roc_auc"]
         assert auc["live"] == pytest.approx(roc_auc_score(sc.labels[~missing], sc.live[~missing]))

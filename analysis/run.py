@@ -31,7 +31,7 @@ def live_threshold(
 
 def _registry_threshold(settings: Settings, live_models: list[str]) -> float | None:
     """The card threshold of the live model, if the registry knows it (else of production)."""
-    if len(live_models) != 1:
+    if len(live_models) != 1 or _no_sqlite_file(settings.registry.url):
         return None
     try:
         from shadow.registry import ModelRegistry
@@ -84,3 +84,11 @@ def run_comparison(
     )
     paths = write_report(evidence, out_dir) if out_dir is not None else {}
     return evidence, paths
+
+
+def _no_sqlite_file(url: str) -> bool:
+    """A SQLite registry that does not exist yet: never create one just to read a threshold."""
+    if not url.startswith("sqlite:///"):
+        return False
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return path != ":memory:" and not Path(path).exists()

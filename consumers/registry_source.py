@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from consumers.candidates import Candidate
+from consumers.candidates import Candidate, CandidateSet
 from shadow.errors import ModelError
 
 if TYPE_CHECKING:
+    from consumers.metrics import WorkerMetrics
     from shadow.modelcard import ModelCard
     from shadow.registry import ModelRegistry
     from shadow.settings import Settings
@@ -52,3 +53,11 @@ class RegistryModels:
     def report_failed(self, model_id: str, reason: str) -> None:
         """An event in the model's history (its state is the gate's decision, not ours)."""
         self.registry.record_event(model_id, self.actor, f"unloaded by a worker: {reason}")
+
+
+def registry_candidates(settings: Settings, metrics: WorkerMetrics | None = None) -> CandidateSet:
+    """The worker's candidate set, fed by the registry's shadow set."""
+    worker = settings.worker
+    return CandidateSet(
+        RegistryModels(settings), worker.max_model_failures, worker.reload_seconds, metrics
+    )

@@ -21,7 +21,8 @@ from consumers.buffers import PartitionBuffer, PartitionBuffers
 from consumers.flusher import Flusher
 from consumers.ingest import Chunk, split_batch
 from consumers.metrics import WorkerMetrics
-from shadow.errors import CommitError, ShadowError
+from consumers.offsets import PartitionControl
+from shadow.errors import ShadowError
 from shadow.prediction_store import PredictionStore, chunk_keys, features_table, prediction_table
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ class ShadowWorker:
         self.worker_id = self.conf.worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.metrics = WorkerMetrics()
         if candidates is None:
-            candidates = _registry_candidates(settings, self.metrics)
+            from consumers.registry_source import registry_candidates
+
+            candidates = registry_candidates(settings, self.metrics)
         candidates.metrics = candidates.metrics or self.metrics
         self.candidates = candidates
         self.writer = PredictionStore(
@@ -65,10 +68,10 @@ class ShadowWorker:
         self.publish = publish
         self.buffers = PartitionBuffers()
         self.flusher = Flusher(self._write)
-        self.paused: set[int] = set()
         self.assigned: set[int] = set()
         self._stopping = threading.Event()
         self.consumer: Any = None
+        self.control: PartitionControl = PartitionControl(None, self.topic, self.metrics)
         self.dlq: DeadLetters | None = None
         if self.conf.predictions_topic and publish is None:
             from consumers.publisher import PredictionPublisher
@@ -85,6 +88,7 @@ class ShadowWorker:
         self.candidates.maybe_reload()
         self.dlq = make_dead_letters(self.settings)
         self.consumer = make_consumer(self.settings, self.worker_id)
+        self.control = PartitionControl(self.consumer, self.topic, self.metrics)
         self.consumer.subscribe(
             [self.topic],
             on_assign=self._on_assign,
@@ -102,6 +106,11 @@ class ShadowWorker:
                 self.step()
         finally:
             self.close()
+
+    @property
+    def paused(self) -> set[int]:
+        """Partitions paused because their batch could not be stored yet."""
+        return self.control.paused
 
     def stop(self) -> None:
         self._stopping.set()
@@ -194,7 +203,7 @@ class ShadowWorker:
                 error = self._commit_stored(buffer)
             if error is None:
                 self.flusher.release(buffer.partition)
-                self._resume(buffer.partition)
+                self.control.resume(buffer.partition)
             else:
                 self._write_failed(buffer, error, now)
 
@@ -205,7 +214,7 @@ class ShadowWorker:
             self.dlq.settle(buffer.partition)
             # offsets only after the object exists: a crash before this line replays the batch
             # into the same key
-            self._commit(buffer.partition, buffer.commit_offset)
+            self.control.commit(buffer.partition, buffer.commit_offset)
         except ShadowError as exc:
             return exc
         logger.info(
@@ -225,7 +234,7 @@ class ShadowWorker:
         self.metrics.flush_failures.inc()
         delay = buffer.failed(now)
         self.flusher.hold(buffer.partition)
-        self._pause(buffer.partition)
+        self.control.pause(buffer.partition)
         logger.warning(
             "%s[%d]@%d flush failed, paused, retry in %.2fs: %s",
             self.topic,
@@ -254,46 +263,6 @@ class ShadowWorker:
             self.metrics.flush_failures.inc()
             logger.error("%s[%d] left uncommitted for replay: %s", self.topic, partition, error)
 
-    def _commit(self, partition: int, offset: int) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
-
-        try:
-            done = self.consumer.commit(
-                offsets=[TopicPartition(self.topic, partition, offset)], asynchronous=False
-            )
-        except KafkaException as exc:
-            raise CommitError(self.topic, partition, exc.args[0].str()) from None
-        for tp in done or []:
-            if tp.error is not None:
-                raise CommitError(self.topic, partition, tp.error.str())
-        self._record_lag(partition, offset)
-
-    def _record_lag(self, partition: int, committed: int) -> None:
-        from confluent_kafka import TopicPartition
-
-        _low, high = self.consumer.get_watermark_offsets(
-            TopicPartition(self.topic, partition), cached=True
-        )
-        if high >= 0:
-            self.metrics.commit_lag.labels(str(partition)).set(max(0, high - committed))
-
-    def _pause(self, partition: int) -> None:
-        from confluent_kafka import TopicPartition
-
-        if partition not in self.paused:
-            self.consumer.pause([TopicPartition(self.topic, partition)])
-            self.paused.add(partition)
-            self.metrics.paused.set(len(self.paused))
-
-    def _resume(self, partition: int) -> None:
-        from confluent_kafka import TopicPartition
-
-        if partition in self.paused:
-            self.consumer.resume([TopicPartition(self.topic, partition)])
-            self.paused.discard(partition)
-            self.metrics.paused.set(len(self.paused))
-            logger.info("%s[%d] resumed", self.topic, partition)
-
     # -- rebalance callbacks (run inside consume(), on this thread) --------------------------
 
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
@@ -319,8 +288,7 @@ class ShadowWorker:
     def _forget(self, partition: int) -> None:
         self.assigned.discard(partition)
         self.buffers.pop(partition)
-        self.paused.discard(partition)
-        self.metrics.paused.set(len(self.paused))
+        self.control.forget(partition)
 
     # -- operations --------------------------------------------------------------------------
 
@@ -335,18 +303,6 @@ class ShadowWorker:
 
 def _names(partitions: list[Any]) -> str:
     return ",".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
-
-
-def _registry_candidates(settings: Settings, metrics: WorkerMetrics) -> CandidateSet:
-    from consumers.candidates import CandidateSet
-    from consumers.registry_source import RegistryModels
-
-    return CandidateSet(
-        RegistryModels(settings),
-        settings.worker.max_model_failures,
-        settings.worker.reload_seconds,
-        metrics,
-    )
 
 
 if __name__ == "__main__":

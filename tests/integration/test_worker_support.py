@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from consumers.candidates import Candidate, CandidateSet
 from consumers.worker import ShadowWorker
@@ -72,8 +72,11 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():
-            return
+        try:
+            if check():
+                return
+        except KafkaException:  # the group coordinator may be moving or loading
+            pass
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 

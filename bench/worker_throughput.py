@@ -193,9 +193,10 @@ def run_worker(settings: Any, n: int, live: tuple[float, float]) -> dict[str, fl
     worker = ShadowWorker(settings)
     timed = TimedWrites(worker)
     worker.start()
-    while not worker.assigned:
-        worker.step()
     began = time.perf_counter()
+    while worker.metrics.consumed._value.get() == 0:
+        began = time.perf_counter()  # the clock starts with the consume() that gets records
+        worker.step()
     while worker.metrics.consumed._value.get() < n:
         worker.step()
     worker.drain()

@@ -14,6 +14,7 @@ import numpy as np
 
 from shadow.errors import ShadowError
 from shadow.prediction_store import ModelScores
+from shadow.scorer import FeatureFrame
 
 if TYPE_CHECKING:
     from consumers.metrics import WorkerMetrics
@@ -32,6 +33,9 @@ class Scorer(Protocol):
     def score(self, envelopes: Sequence[Envelope]) -> Any:
         """A result with ``scores`` (float64, one per envelope) and ``seconds``."""
         ...
+
+    # optional: score_columns(frame: FeatureFrame) -> the same result, from columns the batch
+    # gathered once for every model (OnnxScorer has it); used instead of score() when present
 
     def score_canary(self) -> float: ...
 
@@ -119,18 +123,25 @@ class CandidateSet:
             self.metrics.models_loaded.set(len(self._models))
 
     def score(self, envelopes: Sequence[Envelope]) -> list[ModelScores]:
-        """Every loaded model's scores for the batch; a failing model gets an error instead."""
-        results = [self._score_one(c, envelopes) for c in list(self._models.values())]
+        """Every loaded model's scores for the batch; a failing model gets an error instead.
+
+        The batch's feature columns are gathered once and shared by every model."""
+        frame = FeatureFrame.of(envelopes)
+        results = [self._score_one(c, envelopes, frame) for c in list(self._models.values())]
         for candidate in [c for c in self._models.values() if c.failures_in_row]:
             if candidate.failures_in_row >= self.max_failures:
                 self._evict(candidate)
         return results
 
-    def _score_one(self, candidate: Candidate, envelopes: Sequence[Envelope]) -> ModelScores:
+    def _score_one(
+        self, candidate: Candidate, envelopes: Sequence[Envelope], frame: FeatureFrame
+    ) -> ModelScores:
         n = len(envelopes)
         start = time.perf_counter()
+        by_columns = getattr(candidate.scorer, "score_columns", None)
         try:
-            scores = _checked(candidate.scorer.score(envelopes).scores, n)
+            answer = by_columns(frame) if by_columns else candidate.scorer.score(envelopes)
+            scores = _checked(answer.scores, n)
         except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
             return self._failed(candidate, exc, time.perf_counter() - start)
         seconds = time.perf_counter() - start

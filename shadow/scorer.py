@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,23 +108,23 @@ class OnnxScorer:
 
     def score(self, envelopes: Sequence[Envelope]) -> ScoreBatch:
         """Score a batch; ModelError when the model raises or answers in the wrong shape."""
-        started = time.perf_counter()
-        rows = [e.features for e in envelopes]
-        return self._score_rows(rows, started)
+        return self.score_columns(FeatureFrame.of(envelopes))
 
-    def score_features(self, rows: Sequence[dict[str, Any]]) -> ScoreBatch:
+    def score_features(self, rows: Sequence[Mapping[str, Any]]) -> ScoreBatch:
         """Score feature dicts directly (canaries, benches)."""
-        return self._score_rows(rows, time.perf_counter())
+        return self.score_columns(FeatureFrame(rows))
 
     def score_canary(self) -> float:
         """The model's score for the card's canary transaction."""
         return float(self.score_features([self.card.canary]).scores[0])
 
-    def _score_rows(self, rows: Sequence[dict[str, Any]], started: float) -> ScoreBatch:
-        n = len(rows)
+    def score_columns(self, frame: FeatureFrame) -> ScoreBatch:
+        """Score a batch whose columns are gathered once and shared by every model."""
+        started = time.perf_counter()
+        n = len(frame)
         if n == 0:
             return ScoreBatch(np.empty(0, dtype=np.float64), 0.0, 0)
-        feeds, missing = self._feeds(rows)
+        feeds, missing = self._feeds(frame)
         try:
             outputs = self._session.run([self.card.score_output], feeds)
         except Exception as exc:  # noqa: BLE001 - any failure fails this model's batch only
@@ -132,45 +132,88 @@ class OnnxScorer:
         scores = _positive_scores(self.model_id, outputs[0], n)
         return ScoreBatch(scores, time.perf_counter() - started, missing)
 
-    def _feeds(self, rows: Sequence[dict[str, Any]]) -> tuple[dict[str, np.ndarray], int]:
+    def _feeds(self, frame: FeatureFrame) -> tuple[dict[str, np.ndarray], int]:
         features = self.card.features
         if self.card.input_kind == "tensor":
-            columns = [_column(rows, name, kind) for name, kind in features.items()]
+            columns = [frame.column(name, kind) for name, kind in features.items()]
             dtype = _NUMPY_TYPES.get(next(iter(features.values())), np.float32)
             matrix = np.column_stack([c for c, _ in columns]).astype(dtype, copy=False)
             return {self._inputs[0]: matrix}, sum(m for _, m in columns)
         feeds: dict[str, np.ndarray] = {}
         missing = 0
         for name, kind in features.items():
-            column, filled = _column(rows, name, kind)
+            column, filled = frame.column(name, kind)
             missing += filled
             feeds[name] = column.reshape(-1, 1) if self._ranks.get(name) == 2 else column
         return feeds, missing
 
 
-def _column(rows: Sequence[dict[str, Any]], name: str, kind: str) -> tuple[np.ndarray, int]:
-    """One feature across the batch as a numpy array, and how many values were filled."""
-    values = [row.get(name) for row in rows]
+class FeatureFrame:
+    """A batch's features gathered once: each (feature, type) column is built on first use and
+    shared, read-only, by every model that asks for it."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.rows = rows
+        self._values: dict[str, list[Any]] = {}
+        self._columns: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
+
+    @classmethod
+    def of(cls, envelopes: Sequence[Envelope]) -> FeatureFrame:
+        """The frame of a batch of envelopes, in order."""
+        return cls([e.features for e in envelopes])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def values(self, name: str) -> list[Any]:
+        """One feature's raw values across the batch (None where absent)."""
+        values = self._values.get(name)
+        if values is None:
+            values = self._values[name] = [row.get(name) for row in self.rows]
+        return values
+
+    def column(self, name: str, kind: str) -> tuple[np.ndarray, int]:
+        """One feature as a read-only numpy column of the card's type, and how many values were
+        filled (absent, null or of the wrong type: NaN, "" or 0)."""
+        built = self._columns.get((name, kind))
+        if built is None:
+            built = self._columns[(name, kind)] = _column(self.values(name), kind)
+            built[0].flags.writeable = False
+        return built
+
+
+def _column(values: list[Any], kind: str) -> tuple[np.ndarray, int]:
+    """One feature's values as a numpy array of the card's type, and how many were filled."""
+    missing = values.count(None)
     if kind == "string":
-        missing = sum(1 for v in values if v is None)
         return np.array(["" if v is None else str(v) for v in values], dtype=object), missing
     dtype = _NUMPY_TYPES.get(kind, np.float32)
     fill = math.nan if kind in ("float", "double") else 0
-    missing = sum(1 for v in values if v is None)
     try:
-        column = np.array([fill if v is None else v for v in values], dtype=dtype)
-    except (TypeError, ValueError):
-        # a value of the wrong type (a string where a number belongs) is filled like a gap
-        cleaned = [_number_or(v, fill) for v in values]
-        missing = sum(1 for v, c in zip(values, cleaned, strict=True) if c is fill or v is None)
-        column = np.array(cleaned, dtype=dtype)
-    return column, missing
+        # numpy turns None into NaN for float columns; other types get the fill value first
+        present = values if not missing or math.isnan(fill) else _filled(values, fill)
+        return np.array(present, dtype=dtype), missing
+    except (TypeError, ValueError, OverflowError):
+        # a value of the wrong type (a string where a number belongs, an integer too large for
+        # the column) is filled like a gap
+        usable = [_fits(v, dtype) for v in values]
+        cleaned = [v if ok else fill for v, ok in zip(values, usable, strict=True)]
+        return np.array(cleaned, dtype=dtype), usable.count(False)
 
 
-def _number_or(value: Any, fill: float) -> Any:
-    if isinstance(value, bool | int | float):
-        return value
-    return fill
+def _filled(values: list[Any], fill: float) -> list[Any]:
+    return [fill if v is None else v for v in values]
+
+
+def _fits(value: Any, dtype: type) -> bool:
+    """Whether a value goes into a column of this type (None never does)."""
+    if value is None:
+        return False
+    try:
+        np.array(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
 
 
 def _positive_scores(model_id: str, output: Any, n: int) -> np.ndarray:

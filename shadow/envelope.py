@@ -68,7 +68,7 @@ REASONS = (
 )
 
 
-class LiveScore(msgspec.Struct, frozen=True):
+class LiveScore(msgspec.Struct, frozen=True, gc=False):
     """What the production model answered for this transaction."""
 
     model_id: str
@@ -77,8 +77,13 @@ class LiveScore(msgspec.Struct, frozen=True):
     latency_ms: float = 0.0
 
 
-class Envelope(msgspec.Struct, frozen=True):
-    """One sampled transaction: its id, time, live answer and raw features."""
+class Envelope(msgspec.Struct, frozen=True, gc=False):
+    """One sampled transaction: its id, time, live answer and raw features.
+
+    Untracked by the cyclic garbage collector (``gc=False``): it holds only scalars and a dict
+    of scalars, so it cannot be part of a cycle, and a worker holding tens of thousands of
+    envelopes does not make every collection walk them (a third of the decode time).
+    """
 
     schema: int
     txn_id: str

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -134,17 +135,16 @@ class OnnxScorer:
 
     def _feeds(self, frame: FeatureFrame) -> tuple[dict[str, np.ndarray], int]:
         features = self.card.features
+        columns = frame.columns(features)
+        missing = sum(m for _, m in columns)
         if self.card.input_kind == "tensor":
-            columns = [frame.column(name, kind) for name, kind in features.items()]
             dtype = _NUMPY_TYPES.get(next(iter(features.values())), np.float32)
             matrix = np.column_stack([c for c, _ in columns]).astype(dtype, copy=False)
-            return {self._inputs[0]: matrix}, sum(m for _, m in columns)
-        feeds: dict[str, np.ndarray] = {}
-        missing = 0
-        for name, kind in features.items():
-            column, filled = frame.column(name, kind)
-            missing += filled
-            feeds[name] = column.reshape(-1, 1) if self._ranks.get(name) == 2 else column
+            return {self._inputs[0]: matrix}, missing
+        feeds = {
+            name: column.reshape(-1, 1) if self._ranks.get(name) == 2 else column
+            for name, (column, _) in zip(features, columns, strict=True)
+        }
         return feeds, missing
 
 
@@ -174,31 +174,57 @@ class FeatureFrame:
 
     def column(self, name: str, kind: str) -> tuple[np.ndarray, int]:
         """One feature as a read-only numpy column of the card's type, and how many values were
-        filled (absent, null or of the wrong type: NaN, "" or 0)."""
+        filled (absent, null, NaN or of the wrong type: NaN, "" or 0)."""
         built = self._columns.get((name, kind))
         if built is None:
             built = self._columns[(name, kind)] = _column(self.values(name), kind)
             built[0].flags.writeable = False
         return built
 
+    def columns(self, features: Mapping[str, str]) -> list[tuple[np.ndarray, int]]:
+        """A card's features (name -> type) as columns, in order; the float ones not built yet
+        are gathered together, in one pass over the rows."""
+        for kind in ("float", "double"):
+            todo = [n for n, k in features.items() if k == kind and (n, k) not in self._columns]
+            if len(todo) > 1:
+                self._gather(todo, kind)
+        return [self.column(name, kind) for name, kind in features.items()]
+
+    def _gather(self, names: list[str], kind: str) -> None:
+        pick = operator.itemgetter(*names)
+        try:
+            # numpy turns None into NaN; one conversion for the whole (rows, names) block
+            block = np.array([pick(row) for row in self.rows], dtype=_NUMPY_TYPES[kind])
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return  # an absent feature or a value of the wrong type: built column by column
+        if block.shape != (len(self.rows), len(names)):
+            return
+        block = np.ascontiguousarray(block.T)
+        block.flags.writeable = False
+        for name, column in zip(names, block, strict=True):
+            self._columns[(name, kind)] = (column, int(np.count_nonzero(np.isnan(column))))
+
 
 def _column(values: list[Any], kind: str) -> tuple[np.ndarray, int]:
     """One feature's values as a numpy array of the card's type, and how many were filled."""
-    missing = values.count(None)
     if kind == "string":
+        missing = values.count(None)
         return np.array(["" if v is None else str(v) for v in values], dtype=object), missing
     dtype = _NUMPY_TYPES.get(kind, np.float32)
-    fill = math.nan if kind in ("float", "double") else 0
+    floats = kind in ("float", "double")
+    fill = math.nan if floats else 0
     try:
         # numpy turns None into NaN for float columns; other types get the fill value first
-        present = values if not missing or math.isnan(fill) else _filled(values, fill)
-        return np.array(present, dtype=dtype), missing
+        column = np.array(values if floats else _filled(values, fill), dtype=dtype)
+        filled = 0 if floats else values.count(None)
     except (TypeError, ValueError, OverflowError):
         # a value of the wrong type (a string where a number belongs, an integer too large for
         # the column) is filled like a gap
         usable = [_fits(v, dtype) for v in values]
-        cleaned = [v if ok else fill for v, ok in zip(values, usable, strict=True)]
-        return np.array(cleaned, dtype=dtype), usable.count(False)
+        column = np.array([v if ok else fill for v, ok in zip(values, usable, strict=True)], dtype)
+        filled = usable.count(False)
+    # a float column's gaps are its NaNs: None, wrong types, and NaN itself
+    return column, int(np.count_nonzero(np.isnan(column))) if floats else filled
 
 
 def _filled(values: list[Any], fill: float) -> list[Any]:

@@ -105,3 +105,38 @@ def test_encoded_bytes_are_the_documented_json() -> None:
         "features": {"a": 1},
     }
     assert math.isfinite(decode(encode(envelope)).live.score)
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        (b"NaN", "not_json"),
+        (b"Infinity", "not_json"),
+        (b"-Infinity", "not_json"),
+        (b"1e999", "non_finite"),
+        (b"-1e999", "non_finite"),
+        (b"1.8e308", "non_finite"),
+        (b"1" + b"0" * 400 + b".0", "non_finite"),
+        (b"1" + b"0" * 5000, "wrong_type"),
+    ],
+)
+def test_json_has_no_way_to_carry_a_non_finite_feature(number: bytes, reason: str) -> None:
+    value = _raw().replace(b'"amount":12.5', b'"amount":' + number)
+    with pytest.raises(EnvelopeError) as caught:
+        decode(value)
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [(b"1.7976931348623157e308", 1.7976931348623157e308), (b"1e-400", 0.0), (b"-0.0", -0.0)],
+)
+def test_extreme_finite_features_are_kept(number: bytes, expected: float) -> None:
+    value = _raw().replace(b'"amount":12.5', b'"amount":' + number)
+    assert decode(value).features["amount"] == expected
+
+
+def test_a_huge_integer_feature_is_kept_exactly() -> None:
+    # finite, beyond float range: the scorer fills it like a value of the wrong type
+    value = _raw().replace(b'"amount":12.5', b'"amount":' + b"9" * 400)
+    assert decode(value).features["amount"] == int("9" * 400)

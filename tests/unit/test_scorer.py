@@ -8,11 +8,11 @@ import numpy as np
 import onnx
 import pytest
 
-from shadow.envelope import LiveScore, make_envelope
+from shadow.envelope import LiveScore, decode, encode, make_envelope
 from shadow.errors import ModelError
 from shadow.modelcard import ModelCard, read_signature, sha256_of
 from shadow.reference_models import write_tiny_model
-from shadow.scorer import OnnxScorer, shared_thread_pool
+from shadow.scorer import FeatureFrame, OnnxScorer, shared_thread_pool
 
 
 def _card(path: Path, canary: dict | None = None) -> ModelCard:
@@ -119,3 +119,52 @@ def test_the_thread_pool_is_shared_and_sized_once(tmp_path):
     assert shared_thread_pool(first + 1) == first
     scorers = [_scorer(tmp_path, "columns", weight=w) for w in (1.0, 2.0)]
     assert all(s._session.get_session_options().use_per_session_threads is False for s in scorers)
+
+
+MIXED_ROWS = [
+    {"amount": 100.0, "device_risk": 0.5, "merchant_category": "7995"},
+    {"amount": 20, "device_risk": True, "merchant_category": 4829},
+    {"device_risk": 0.25},  # amount and merchant_category absent
+    {"amount": None, "device_risk": 0.75, "merchant_category": None},
+    {"amount": float("nan"), "device_risk": 0.1, "merchant_category": "5411"},
+    {"amount": "12.5", "device_risk": "high", "merchant_category": "7995"},
+    {"amount": 10**400, "device_risk": 0.2, "merchant_category": "4829"},  # beyond float range
+]
+
+
+def test_a_batch_scores_each_row_as_it_would_score_alone(tmp_path):
+    # the whole batch takes the gathered-block path or falls back column by column; either
+    # way every row gets the score (and the fills) it gets on its own
+    for kind in ("columns", "tensor"):
+        scorer = _scorer(tmp_path, kind)
+        batch = scorer.score_features(MIXED_ROWS)
+        alone = [scorer.score_features([row]) for row in MIXED_ROWS]
+        np.testing.assert_array_equal(batch.scores, [a.scores[0] for a in alone])
+        assert batch.missing == sum(a.missing for a in alone)
+    alone = [_scorer(tmp_path, "columns").score_features([row]).missing for row in MIXED_ROWS]
+    # None, absent, NaN, a word and a number beyond float range are filled; True, 20 and
+    # "12.5" go into a float column as numbers
+    assert alone == [0, 0, 2, 2, 1, 1, 1]
+
+
+def test_a_feature_beyond_float_range_is_filled_not_a_failed_batch(tmp_path):
+    live = LiveScore("fraud@1", 0.1)
+    good = {"amount": 50.0, "device_risk": 0.2, "ip_risk": 0.5}
+    rows = [good, {**good, "amount": 10**400}]  # valid JSON, decoded as an exact int
+    envelopes = [decode(encode(make_envelope(f"t{i}", r, live, 5))) for i, r in enumerate(rows)]
+    batch = _scorer(tmp_path, "tensor").score(envelopes)
+    np.testing.assert_allclose(batch.scores[0], _sigmoid(np.array(0.5 + 0.6 + 1.0 - 2)), rtol=1e-6)
+    assert np.isnan(batch.scores[1]) and batch.missing == 1
+
+
+def test_a_frame_builds_each_column_once_and_shares_it_read_only(tmp_path):
+    rows = [{"amount": float(i), "device_risk": 0.1, "ip_risk": 0.2} for i in range(5)]
+    frame = FeatureFrame.of(_envelopes(rows))
+    columns, tensor = _scorer(tmp_path, "columns"), _scorer(tmp_path, "tensor")
+    together = [columns.score_columns(frame).scores, tensor.score_columns(frame).scores]
+    amount, filled = frame.column("amount", "float")
+    assert frame.column("amount", "float")[0] is amount and filled == 0
+    assert amount.dtype == np.float32 and not amount.flags.writeable
+    np.testing.assert_array_equal(amount, np.arange(5, dtype=np.float32))
+    np.testing.assert_array_equal(together[0], columns.score(_envelopes(rows)).scores)
+    np.testing.assert_array_equal(together[1], tensor.score(_envelopes(rows)).scores)

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from shadow.envelope import LiveScore, make_envelope
+from shadow.envelope import LiveScore, decode, encode, make_envelope
 from shadow.modelcard import ModelCard, read_signature, sha256_of
 from shadow.objectstore import LocalStore
 from shadow.reference_models import REFERENCE_NAMES, build_reference_models, reference_canaries
 from shadow.registry import ModelRegistry
-from shadow.scorer import OnnxScorer
+from shadow.scorer import FeatureFrame, OnnxScorer
 from shadow.synthetic import FEATURE_NAMES, TransactionGenerator, feature_dicts
 
 
@@ -114,3 +114,22 @@ def test_reference_models_register_with_their_canaries(models, tmp_path):
         assert set(card.features) <= set(FEATURE_NAMES)
     assert len(registry.list("registered")) == len(REFERENCE_NAMES)
     registry.close()
+
+
+def test_one_frame_of_decoded_envelopes_feeds_every_model_as_onnxruntime_is_fed(models, traffic):
+    # the worker's path: Kafka bytes -> envelopes -> one FeatureFrame -> every model in turn
+    live = LiveScore("live@1", 0.0)
+    envelopes = [
+        decode(encode(make_envelope(txn_id, features, live, int(at))))
+        for txn_id, at, features in zip(
+            traffic["txn_id"], traffic["event_time"], feature_dicts(traffic), strict=True
+        )
+    ]
+    frame = FeatureFrame.of(envelopes)
+    for name in REFERENCE_NAMES:
+        path = models[name].path
+        card = _card(name, path)
+        shared = OnnxScorer(card, path).score_columns(frame).scores
+        np.testing.assert_array_equal(shared, OnnxScorer(card, path).score(envelopes).scores)
+        expected = _runtime_scores(path, card, traffic)
+        np.testing.assert_array_equal(shared, expected)

@@ -231,3 +231,31 @@ def test_flusher_keeps_a_failed_batch_in_its_slot_and_retries_it_when_due() -> N
     assert error is None and attempts == [100, 100]
     assert flusher.release(2) is buffer and not flusher.busy(2)
     flusher.close()
+
+
+class ColumnScorer(FakeScorer):
+    """A fake with score_columns: it records the frame each batch handed it."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(model_id)
+        self.frames: list[Any] = []
+
+    def score_columns(self, frame: Any) -> FakeResult:
+        self.frames.append(frame)
+        amounts, _ = frame.column("amount", "double")
+        return FakeResult(amounts / 10.0)
+
+
+def test_one_feature_frame_per_batch_is_shared_by_every_model() -> None:
+    scorers = {"a@1": ColumnScorer("a@1"), "b@1": ColumnScorer("b@1"), "old@1": FakeScorer("old@1")}
+    models = CandidateSet(FakeSource(scorers), max_failures=3, reload_seconds=30)
+    models.reload()
+    live = LiveScore("live@1", 0.1)
+    envelopes = [make_envelope(f"t{i}", {"amount": float(i)}, live) for i in range(4)]
+    results = {r.model_id: r for r in models.score(envelopes)}
+    np.testing.assert_array_equal(results["a@1"].scores, [0.0, 0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(results["b@1"].scores, results["a@1"].scores)
+    (frame,) = scorers["a@1"].frames
+    assert scorers["b@1"].frames == [frame] and len(frame) == 4
+    # a scorer without score_columns still gets the envelopes
+    assert scorers["old@1"].calls == 1 and len(results["old@1"].scores) == 4

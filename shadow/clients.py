@@ -31,6 +31,8 @@ def base_config(kafka: KafkaSettings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap_servers(kafka),
         "security.protocol": kafka.security_protocol,
+        # librdkafka's own messages go through logging, not straight to stderr
+        "logger": logging.getLogger("shadow.librdkafka"),
     }
     if kafka.sasl_mechanism:
         config["sasl.mechanism"] = kafka.sasl_mechanism
@@ -58,5 +60,9 @@ def ensure_topic(
             raise ServiceError(
                 "kafka", f"cannot create topic {topic}: {exc.args[0].str()}"
             ) from None
+    except TimeoutError:
+        raise ServiceError(
+            "kafka", f"cannot create topic {topic}: no broker answered within {timeout:.0f}s"
+        ) from None
     else:
         logger.info("created topic %s with %d partitions", topic, partitions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Annotated
 
 import typer
@@ -36,6 +37,8 @@ def demo(
         for name in ("shadow", "producers", "consumers", "analysis"):
             logging.getLogger(name).setLevel(logging.WARNING)
     console = Console()
+    # `kill` (SIGTERM) stops the demo like Ctrl-C: everything it started is stopped
+    signal.signal(signal.SIGTERM, _interrupt)
     options = DemoOptions(seconds, tps, workers, seed, store, config, fraud_rate)
     result = run_demo(settings, options, console)
     console.print(verdict_table(result.verdicts, result.promoted))
@@ -51,3 +54,7 @@ def demo(
     console.print(f"report:   {result.paths.get('report')}")
     console.print(f"evidence: {result.paths.get('evidence')}")
     console.print(f"explore:  shadow models list --config {result.run_dir / 'shadow.yaml'}")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt

@@ -37,7 +37,8 @@ class PipelineStatus:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
 
     def refresh(self) -> dict[str, Any]:
         tap = self._tap_stats()

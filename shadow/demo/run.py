@@ -153,22 +153,26 @@ def _traffic(
         settings,
         Path(result.models.live_path),
         result.models.live,
-        options.seed,
-        result.models.threshold,
+        seed=options.seed + 1,  # fresh traffic: the models were trained on options.seed
+        threshold=result.models.threshold,
         tap=tap,
+        fraud_rate=options.fraud_rate,
     )
-    with Live(status, console=console, refresh_per_second=2):
-        status.start()
-        status.phase = f"live traffic at {options.tps:g} tps for {options.seconds:g}s"
-        run = service.run(options.tps, options.seconds)
-        status.phase = "draining: waiting for every sampled transaction to be committed"
-        tap.close(30)
-        _drain(status, settings.worker.flush_seconds * 4 + 30)
-        status.phase = "stopping workers (flush, commit, leave the group)"
-        stack.stop_workers()
-        status.refresh()
-        status.phase = "done"
+    try:
+        with Live(status, console=console, refresh_per_second=2):
+            status.start()
+            status.phase = f"live traffic at {options.tps:g} tps for {options.seconds:g}s"
+            run = service.run(options.tps, options.seconds)
+            status.phase = "draining: waiting for every sampled transaction to be committed"
+            tap.close(30)
+            _drain(status, settings.worker.flush_seconds * 4 + 30)
+            status.phase = "stopping workers (flush, commit, leave the group)"
+            stack.stop_workers()
+            status.refresh()
+            status.phase = "done"
+    finally:
         status.stop()
+        tap.close(1)  # a no-op after the drain; on Ctrl-C, before the broker goes away
     result.traffic = {**run.summary(), **status.values}
     return service
 

@@ -44,6 +44,8 @@ class PairedWindow:
     transactions: int
     has_labels: bool = False
     segments: list[str] = field(default_factory=list)
+    segment_names: dict[str, list[str]] = field(default_factory=dict)
+    """Per segment feature, its values in the window: seg_<i> holds 1 + the value's index."""
 
     def arrays(self) -> dict[str, Any]:
         """Every per-row column the metrics need, fetched in ONE query so they stay aligned:
@@ -56,12 +58,9 @@ class PairedWindow:
         if self.has_labels:
             select += ["label", "amount", "hash(txn_id) AS keys"]
         segment_names = {}
-        for i in range(len(self.segments)):
-            column = f"seg_{i}"
-            found = con.sql(f"SELECT DISTINCT {column} FROM paired WHERE {column} IS NOT NULL")
-            segment_names[column] = sorted(str(row[0]) for row in found.fetchall())
-            values = ", ".join(quote(v) for v in segment_names[column])
-            select.append(f"coalesce(list_position([{values}], {column}), 0) AS {column}")
+        for i, feature in enumerate(self.segments):
+            segment_names[f"seg_{i}"] = self.segment_names[feature]
+            select.append(f"coalesce(seg_{i}, 0) AS seg_{i}")
         raw = con.sql(f"SELECT {', '.join(select)} FROM paired").fetchnumpy()
         out: dict[str, Any] = {}
         for name, values in raw.items():
@@ -97,6 +96,7 @@ def build(
     if candidates is None:
         candidates = sorted(m for m, role in found.items() if role != ROLE_LIVE)
     segments = _segment_columns(con, store, window, segment_features or [])
+    segments = {f: _segment_values(con, f, where, params) for f in segments}
     pairs = _pairs_sql(candidates, segments, where)
     select, joins = ["p.*"], ""
     has_labels = register(con, "labels", open_dataset(store, LABELS))
@@ -110,20 +110,40 @@ def build(
     con.execute(_inline(sql + f"SELECT {', '.join(select)} FROM p{joins}", params))
     con.execute("SET preserve_insertion_order = true")
     count = con.sql("SELECT count(*) FROM paired WHERE s_live IS NOT NULL").fetchall()[0]
-    return PairedWindow(con, candidates, live_models, int(count[0]), has_labels, segments)
+    return PairedWindow(
+        con, candidates, live_models, int(count[0]), has_labels, list(segments), segments
+    )
 
 
-def _pairs_sql(candidates: list[str], segments: list[str], where: str) -> str:
+def _pairs_sql(candidates: list[str], segments: dict[str, list[str]], where: str) -> str:
     """Predictions and feature rows in ONE hash aggregate on txn_id (no second GROUP BY and
-    no join for the segments); groups with only feature rows are dropped."""
-    columns = "txn_id, event_time, model_id, role, score, latency_us"
-    rows = f"SELECT {columns} FROM predictions WHERE {where}"
+    no join for the segments); groups with only feature rows are dropped. Each row gets a small
+    integer model key and each segment value its integer code first: the aggregate then
+    compares integers, not strings, and keeps no string state."""
+    key = f"CASE WHEN role = {quote(ROLE_LIVE)} THEN 0"
+    key += "".join(f" WHEN model_id = {quote(m)} THEN {i + 1}" for i, m in enumerate(candidates))
+    key += " ELSE -1"  # another model: the transaction was still sampled
+    rows = (
+        f"SELECT txn_id, event_time, ({key} END)::TINYINT AS k, score, latency_us "
+        f"FROM predictions WHERE {where}"
+    )
     pivot = _pivot(candidates)
     if segments:
-        picks = ", ".join(f"{ident(f)}::VARCHAR AS seg_{i}" for i, f in enumerate(segments))
+        picks = ", ".join(
+            f"{_code(ident(f), names)} AS seg_{i}" for i, (f, names) in enumerate(segments.items())
+        )
         rows += f" UNION ALL BY NAME SELECT txn_id, event_time, {picks} FROM features WHERE {where}"
         pivot += "".join(f", any_value(seg_{i}) AS seg_{i}" for i in range(len(segments)))
-    return f"SELECT txn_id, {pivot} FROM ({rows}) GROUP BY txn_id HAVING count(model_id) > 0"
+    grouped = f"SELECT txn_id, {pivot} FROM ({rows}) GROUP BY txn_id HAVING count(k) > 0"
+    if not candidates:
+        return grouped
+    return f"SELECT * REPLACE ({_unmark(candidates)}), {_seen(candidates)} FROM ({grouped})"
+
+
+def _code(column: str, names: list[str]) -> str:
+    """The 1-based position of the column's value in `names` (0: no value)."""
+    values = ", ".join(quote(v) for v in names)
+    return f"coalesce(list_position([{values}], {column}::VARCHAR), 0)::INTEGER"
 
 
 # the latest label of a transaction wins; a label without label_time counts as the oldest
@@ -133,20 +153,31 @@ LABELS_SQL = f"""SELECT txn_id, arg_max(label, {_LABEL_TIME}) AS label,
 
 
 def _pivot(candidates: list[str]) -> str:
-    """One FILTER aggregate per model and column: dedupe and pairing in one GROUP BY."""
+    """One FILTER aggregate per model and column on the integer key k: dedupe and pairing in
+    one GROUP BY. A row without a score counts as -inf, so max() is NULL only for a model
+    that did not see the transaction and -inf only when none of its rows has a score."""
     aggregates = [
         "min(event_time) AS event_time",
-        f"max(score) FILTER (WHERE role = {quote(ROLE_LIVE)}) AS s_live",
-        f"any_value(latency_us) FILTER (WHERE role = {quote(ROLE_LIVE)}) AS l_live",
+        "max(score) FILTER (WHERE k = 0) AS s_live",
+        "any_value(latency_us) FILTER (WHERE k = 0) AS l_live",
     ]
-    for i, model in enumerate(candidates):
-        match = f"model_id = {quote(model)}"
+    for i in range(len(candidates)):
         aggregates += [
-            f"max(score) FILTER (WHERE {match}) AS s_{i}",
-            f"any_value(latency_us) FILTER (WHERE {match}) AS l_{i}",
-            f"count(*) FILTER (WHERE {match}) > 0 AS seen_{i}",
+            f"max(coalesce(score, {_NONE})) FILTER (WHERE k = {i + 1}) AS s_{i}",
+            f"any_value(latency_us) FILTER (WHERE k = {i + 1}) AS l_{i}",
         ]
     return ",\n  ".join(aggregates)
+
+
+_NONE = "'-inf'::DOUBLE"
+
+
+def _unmark(candidates: list[str]) -> str:
+    return ", ".join(f"nullif(s_{i}, {_NONE}) AS s_{i}" for i in range(len(candidates)))
+
+
+def _seen(candidates: list[str]) -> str:
+    return ", ".join(f"s_{i} IS NOT NULL AS seen_{i}" for i in range(len(candidates)))
 
 
 def _segment_columns(con, store: ObjectStore, window: tuple, features: list[str]) -> list[str]:
@@ -158,6 +189,13 @@ def _segment_columns(con, store: ObjectStore, window: tuple, features: list[str]
     if found:
         register(con, "features", dataset)
     return found
+
+
+def _segment_values(con, feature: str, where: str, params: dict) -> list[str]:
+    """The distinct values of a feature column in the window, sorted (their codes' order)."""
+    column = f"{ident(feature)}::VARCHAR"
+    sql = f"SELECT DISTINCT {column} FROM features WHERE {where} AND {column} IS NOT NULL"
+    return sorted(str(row[0]) for row in con.sql(sql, params=params).fetchall())
 
 
 def _inline(sql: str, params: dict[str, Any]) -> str:

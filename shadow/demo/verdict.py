@@ -50,7 +50,7 @@ def verdict_table(verdicts: list[Any], promoted: str | None) -> Table:
     table.add_column("candidate")
     for name in COLUMNS:
         table.add_column(name, justify="right")
-    table.add_column("verdict")
+    table.add_column("verdict", overflow="fold")
     for verdict in verdicts:
         values = {r.rule.metric: r.value for r in verdict.results}
         cells = [_fmt(values.get(metric)) for metric in COLUMNS.values()]

@@ -97,8 +97,11 @@ def build(
         candidates = sorted(m for m, role in found.items() if role != ROLE_LIVE)
     segments = _segment_columns(con, store, window, segment_features or [])
     segments = {f: _segment_values(con, f, where, params) for f in segments}
-    pairs = _pairs_sql(candidates, segments, where)
+    pairs = _pairs_sql(candidates, where)
     select, joins = ["p.*"], ""
+    if segments:
+        select.append(", ".join(f"f.seg_{i}" for i in range(len(segments))))
+        joins += f" LEFT JOIN ({_segments_sql(segments, where)}) f USING (txn_id)"
     has_labels = register(con, "labels", open_dataset(store, LABELS))
     if has_labels:
         select.append("l.label::DOUBLE AS label, l.amount AS amount")
@@ -115,29 +118,29 @@ def build(
     )
 
 
-def _pairs_sql(candidates: list[str], segments: dict[str, list[str]], where: str) -> str:
-    """Predictions and feature rows in ONE hash aggregate on txn_id (no second GROUP BY and
-    no join for the segments); groups with only feature rows are dropped. Each row gets a small
-    integer model key and each segment value its integer code first: the aggregate then
-    compares integers, not strings, and keeps no string state."""
+def _pairs_sql(candidates: list[str], where: str) -> str:
+    """Dedupe and pairing in ONE hash aggregate on txn_id. Each row gets a small integer model
+    key first, so the FILTER aggregates compare integers, not strings."""
     key = f"CASE WHEN role = {quote(ROLE_LIVE)} THEN 0"
     key += "".join(f" WHEN model_id = {quote(m)} THEN {i + 1}" for i, m in enumerate(candidates))
-    key += " ELSE -1"  # another model: the transaction was still sampled
     rows = (
         f"SELECT txn_id, event_time, ({key} END)::TINYINT AS k, score, latency_us "
         f"FROM predictions WHERE {where}"
     )
-    pivot = _pivot(candidates)
-    if segments:
-        picks = ", ".join(
-            f"{_code(ident(f), names)} AS seg_{i}" for i, (f, names) in enumerate(segments.items())
-        )
-        rows += f" UNION ALL BY NAME SELECT txn_id, event_time, {picks} FROM features WHERE {where}"
-        pivot += "".join(f", any_value(seg_{i}) AS seg_{i}" for i in range(len(segments)))
-    grouped = f"SELECT txn_id, {pivot} FROM ({rows}) GROUP BY txn_id HAVING count(k) > 0"
+    grouped = f"SELECT txn_id, {_pivot(candidates)} FROM ({rows}) GROUP BY txn_id"
     if not candidates:
         return grouped
     return f"SELECT * REPLACE ({_unmark(candidates)}), {_seen(candidates)} FROM ({grouped})"
+
+
+def _segments_sql(segments: dict[str, list[str]], where: str) -> str:
+    """One row per txn_id of the window's features: each segment value as its integer code
+    (a hash join on integers after the pairing costs less than feeding strings through it)."""
+    picks = ", ".join(
+        f"any_value({_code(ident(f), names)}) AS seg_{i}"
+        for i, (f, names) in enumerate(segments.items())
+    )
+    return f"SELECT txn_id, {picks} FROM features WHERE {where} GROUP BY txn_id"
 
 
 def _code(column: str, names: list[str]) -> str:

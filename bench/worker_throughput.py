@@ -65,8 +65,7 @@ def services(settings: Any, tmp: Path) -> Iterator[Any]:
 
 
 def _bench_settings(settings: Any, kafka: dict, store: dict, tmp: Path) -> Any:
-    import boto3
-
+    from shadow.objectstore import S3Store
     from shadow.settings import load_settings
 
     topic = f"bench-{int(time.time())}"
@@ -74,17 +73,8 @@ def _bench_settings(settings: Any, kafka: dict, store: dict, tmp: Path) -> Any:
     worker = {**settings.worker.model_dump(), **BENCH_WORKER, "group_id": topic, "http_port": 0}
     registry = {"url": f"sqlite:///{tmp / 'registry.db'}", "model_cache": str(tmp / "cache")}
     out = load_settings(kafka=kafka, store=store, worker=worker, registry=registry)
-    if out.store.endpoint_url:
-        s = out.store
-        boto3.client(
-            "s3",
-            endpoint_url=s.endpoint_url,
-            region_name=s.region,
-            aws_access_key_id=s.access_key_id.get_secret_value() if s.access_key_id else None,
-            aws_secret_access_key=(
-                s.secret_access_key.get_secret_value() if s.secret_access_key else None
-            ),
-        ).create_bucket(Bucket=out.store.uri.removeprefix("s3://").split("/")[0])
+    if out.store.uri.startswith("s3://"):
+        S3Store(out.store).create_bucket()
     return out
 
 

@@ -143,6 +143,18 @@ class S3Store:
     def delete(self, key: str) -> None:
         self._call("delete_object", key, Bucket=self.bucket, Key=self._key(key))
 
+    def create_bucket(self) -> None:
+        """Create the bucket of store.uri unless it exists (local S3 servers, benches)."""
+        if not self._has_bucket():
+            self._call("create_bucket", self.bucket, Bucket=self.bucket)
+
+    def _has_bucket(self) -> bool:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except Exception:  # noqa: BLE001 - any failure: try to create it
+            return False
+        return True
+
     def arrow(self) -> tuple[pyarrow.fs.FileSystem, str]:
         import pyarrow.fs
 

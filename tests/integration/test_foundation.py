@@ -101,3 +101,24 @@ def test_parquet_round_trip_through_the_s3_endpoint(s3_store: dict[str, Any]) ->
     fs, root = store.arrow()
     read = pq.read_table(f"{root}/predictions/date=2026-01-01/x.parquet", filesystem=fs)
     assert read.equals(table)
+
+
+def test_create_bucket_is_idempotent(s3_store: dict[str, Any]) -> None:
+    from shadow.objectstore import S3Store
+
+    settings = StoreSettings(**{**s3_store, "uri": "s3://made-by-shadow/x"})
+    store = S3Store(settings)
+    store.create_bucket()
+    store.create_bucket()
+    store.put("k", b"v")
+    assert store.get("k") == b"v"
+
+
+def test_missing_bucket_is_a_terminal_one_line_error(s3_store: dict[str, Any]) -> None:
+    from shadow.errors import BucketNotFound
+
+    store = open_store(StoreSettings(**{**s3_store, "uri": "s3://no-such-bucket-here/x"}))
+    with pytest.raises(BucketNotFound) as caught:
+        store.put("k", b"v")
+    assert caught.value.transient is False
+    assert "create it or fix store.uri" in str(caught.value)

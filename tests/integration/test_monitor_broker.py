@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_monitor_support import monitor_settings, records, running, shadow_models
+from monitor_support import monitor_settings, records, running, shadow_models
 
 from consumers.publisher import PredictionPublisher
 

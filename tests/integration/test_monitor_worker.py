@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from test_monitor_support import monitor_settings, running
+from monitor_support import monitor_settings, running
 
 from consumers.candidates import Candidate, CandidateSet
 from consumers.publisher import PredictionPublisher

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from confluent_kafka import Consumer
-from test_worker_support import (
+from worker_support import (
     AmountScorer,
     WorkerThread,
     all_committed,

@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
-from test_worker_support import (
+from worker_support import (
     WorkerThread,
     all_committed,
     assert_exactly_once,

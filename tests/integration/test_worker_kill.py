@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_worker_support import (
+from worker_support import (
     all_committed,
     assert_exactly_once,
     committed,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from test_worker_support import WorkerThread, all_committed, envelopes, produce, wait_until
+from worker_support import WorkerThread, all_committed, envelopes, produce, wait_until
 
 from consumers.http import WorkerHttp
 from consumers.worker import ShadowWorker

@@ -28,15 +28,16 @@ def sorted_metrics(s: np.ndarray, labels: np.ndarray, a: np.ndarray, rate: float
     aligned with them)."""
     y = labels.astype(np.float64)
     last = np.r_[s[1:] != s[:-1], True]  # the last row of each group of tied scores
-    tp = np.cumsum(y)[last]
-    fp = np.cumsum(1 - y)[last]
+    ends = np.flatnonzero(last)
+    tp = np.cumsum(y)[ends]
+    fp = (ends + 1) - tp  # rows seen minus positives: exact for counts below 2**53
     pos, neg = tp[-1], fp[-1]
     if pos == 0 or neg == 0:
         return {name: float("nan") for name in METRICS}
     tpr, fpr = np.r_[0, tp / pos], np.r_[0, fp / neg]
     # alert on every score >= the k-th highest: ties at the cut all alert, as a threshold would
-    cut = int(np.searchsorted(np.flatnonzero(last), _top_k(rate, len(s)) - 1))
-    caught = np.cumsum(y * a)[last]
+    cut = int(np.searchsorted(ends, _top_k(rate, len(s)) - 1))
+    caught = np.cumsum(y * a)[ends]
     return {
         "roc_auc": float(np.trapezoid(tpr, fpr)),
         "pr_auc": float(np.sum(np.diff(tpr) * (tp / (tp + fp)))),
@@ -50,10 +51,9 @@ def _top_k(rate: float, n: int) -> int:
     return min(n, max(1, round(rate * n)))
 
 
-def _replicates(scores, labels, amounts, rate, weights) -> np.ndarray:
-    """Metrics (len(METRICS) x replicates) for a block of Poisson weights, one model."""
-    order = np.argsort(-scores, kind="stable")
-    y, a, w = labels[order].astype(np.float32), amounts[order].astype(np.float32), weights[:, order]
+def _replicates(y, a, rate, w) -> np.ndarray:
+    """Metrics (len(METRICS) x replicates) for a block of Poisson weights `w`, one model:
+    labels `y`, amounts `a` (float32) and the columns of `w` in descending score order."""
     wy = w * y
     seen = np.cumsum(w, axis=1)
     tp = np.cumsum(wy, axis=1)
@@ -102,9 +102,12 @@ class LabelledWindow:
             point = point_metrics(scores, self.labels, self.amounts, self.rate, ascending)
             devs = None
             if self.blocks:
-                args = (scores[self.pick], self.labels[self.pick], self.amounts[self.pick])
-                centre = _replicates(*args, self.rate, np.ones((1, len(self.pick)), np.float32))
-                reps = np.hstack([_replicates(*args, self.rate, w) for w in self.blocks])
+                order = np.argsort(-scores[self.pick], kind="stable")  # once, for every block
+                rows = self.pick[order]
+                y = self.labels[rows].astype(np.float32)
+                a = self.amounts[rows].astype(np.float32)
+                centre = _replicates(y, a, self.rate, np.ones((1, len(rows)), np.float32))
+                reps = np.hstack([_replicates(y, a, self.rate, w[:, order]) for w in self.blocks])
                 devs = (reps - centre) * self.scale
             self._cache[key] = (point, devs)
         return self._cache[key]

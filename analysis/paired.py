@@ -67,10 +67,21 @@ class PairedWindow:
             if name == "keys":
                 out[name] = np.asarray(values, dtype=np.uint64)
             elif name in segment_names:
-                out[name] = (np.asarray(values, dtype=np.int32), segment_names[name])
+                codes = np.asarray(values, dtype=compact(len(segment_names[name])))
+                out[name] = (codes, segment_names[name])
+            elif name.startswith("l_"):  # float32 as stored: sorts twice as fast
+                out[name] = np.ma.filled(np.ma.asarray(values, dtype=np.float32), np.nan)
             else:
                 out[name] = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
         return out
+
+
+def compact(segments: int) -> type:
+    """The smallest integer type for codes 0..segments: numpy sorts 8/16-bit integers stably
+    with a radix sort (several times faster than a 32-bit merge sort)."""
+    if segments < 2**7:
+        return np.int8
+    return np.int16 if segments < 2**15 else np.int32
 
 
 def models_in_window(con: duckdb.DuckDBPyConnection, where: str, params: dict) -> dict[str, str]:
@@ -242,7 +253,8 @@ def latency(arrays: dict[str, Any], columns: list[str]) -> dict[str, dict[str, A
     out = {}
     for column in columns:
         values = arrays[column]
-        out[column] = _latency_stats(np.sort(values[np.isfinite(values)]) / 1000, points)
+        ordered = np.sort(values[np.isfinite(values)])  # float32 sort, then exact widening
+        out[column] = _latency_stats(ordered.astype(np.float64) / 1000, points)
     return out
 
 

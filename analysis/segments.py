@@ -12,6 +12,7 @@ import numpy as np
 
 from analysis.labelled import sorted_metrics
 from analysis.metrics import Sorted, psi_sorted
+from analysis.paired import compact
 
 
 class SegmentOrder:
@@ -19,8 +20,8 @@ class SegmentOrder:
     integer sort of the codes along the model's score order, instead of a sort per segment."""
 
     def __init__(self, model: Sorted, codes: np.ndarray, segments: int) -> None:
-        along = codes[model.order]
-        group = np.argsort(along, kind="stable")
+        along = codes[model.order].astype(compact(segments), copy=False)
+        group = np.argsort(along, kind="stable")  # a radix sort for 8/16-bit codes
         self.rows = model.order[group]
         self.values = model.sorted[group]
         self.bounds = np.searchsorted(along[group], np.arange(segments + 2))

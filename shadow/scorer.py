@@ -6,6 +6,9 @@ process shares ONNX Runtime's global thread pool (sized once, by the first score
 do not run N pools fighting over the same cores. Once that pool exists, ONNX Runtime refuses any
 session made with per-session threads (its default): create other sessions with
 ``create_session`` or with ``SessionOptions.use_per_session_threads = False``.
+
+A ``FeatureFrame`` holds one batch's features as numpy columns, gathered once (the float ones in
+one pass over the rows) and shared by every model that scores the batch (``score_columns``).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ class ScoreBatch:
     scores: np.ndarray
     """float64 (n,): the positive-class probability (or the model's plain score)."""
     seconds: float
-    """Wall time of the batch: building the inputs and running the model."""
+    """Wall time of the batch: building the inputs (columns the frame already holds are reused)
+    and running the model."""
     missing: int
     """Feature values that were absent, null or of the wrong type, filled with NaN, "", 0."""
 

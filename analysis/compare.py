@@ -82,37 +82,34 @@ class Comparison:
         return result
 
     def _measure(self, paired: pw.PairedWindow, result: dict[str, Any]) -> None:
-        """Fill `result` for a window with transactions: aggregates, then each candidate."""
+        """Fill `result` for a window with transactions. numpy's sorts and scans release the
+        GIL, so the latency sorts and the candidates run on two threads while this thread
+        asks DuckDB (which has its own threads) for coverage and hours. The first candidate
+        runs before the others so the shared live sorts are made once."""
         self.progress("aggregating coverage, latency and hours")
         result["segment_features"] = paired.segments
-        counts = pw.coverage(paired)
-        hours = pw.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
         data = paired.arrays()
         columns = ["l_live"] + [f"l_{i}" for i in range(len(paired.candidates))]
-        latency = pw.latency(data, columns)
-        result["live_latency_ms"] = latency["l_live"]
         segments = {f: data[f"seg_{k}"] for k, f in enumerate(paired.segments)}
         if paired.has_labels:
             result["labelled_transactions"] = int(np.sum(np.isfinite(data["label"])))
-        self.progress(f"comparing {len(paired.candidates)} candidate(s)")
-        for i, metrics in enumerate(self._each_candidate(data, segments, len(paired.candidates))):
-            entry = {**counts[i], "latency_ms": latency[f"l_{i}"], "hours": hours[i], **metrics}
+        count = len(paired.candidates)
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            latency = pool.submit(pw.latency, data, columns)
+            first = pool.submit(self._candidate, data, 0, segments) if count else None
+            counts = pw.coverage(paired)
+            hours = pw.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
+            self.progress(f"comparing {count} candidate(s)")
+            measured = [] if first is None else [first.result()]
+            measured += pool.map(lambda i: self._candidate(data, i, segments), range(1, count))
+            latencies = latency.result()
+        result["live_latency_ms"] = latencies["l_live"]
+        for i, metrics in enumerate(measured):
+            entry = {**counts[i], "latency_ms": latencies[f"l_{i}"], "hours": hours[i], **metrics}
             result["candidates"][paired.candidates[i]] = entry
 
-    def _each_candidate(self, data: dict, segments: dict, count: int) -> list[dict[str, Any]]:
-        """Candidates on two threads: numpy's sorts and scans release the GIL, and DuckDB is
-        idle by now. The first one runs alone so the shared live sorts are made once."""
-        if count == 0:
-            return []
-        first = self._candidate(data, data["s_0"], segments, 0)
-        with ThreadPoolExecutor(max_workers=THREADS) as pool:
-            rest = pool.map(
-                lambda i: self._candidate(data, data[f"s_{i}"], segments, i), range(1, count)
-            )
-            return [first, *rest]
-
-    def _candidate(self, data: dict, cand: np.ndarray, segments: dict, i: int) -> dict[str, Any]:
-        live = data["s_live"]
+    def _candidate(self, data: dict, i: int, segments: dict) -> dict[str, Any]:
+        live, cand = data["s_live"], data[f"s_{i}"]
         both = np.isfinite(live) & np.isfinite(cand)
         if not both.any():
             return {}

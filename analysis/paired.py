@@ -108,20 +108,18 @@ def build(
         candidates = sorted(m for m, role in found.items() if role != ROLE_LIVE)
     segments = _segment_columns(con, store, window, segment_features or [])
     segments = {f: _segment_values(con, f, where, params) for f in segments}
-    pairs = _pairs_sql(candidates, where)
-    select, joins = ["p.*"], ""
-    if segments:
-        select.append(", ".join(f"f.seg_{i}" for i in range(len(segments))))
-        joins += f" LEFT JOIN ({_segments_sql(segments, where)}) f USING (txn_id)"
     has_labels = register(con, "labels", open_dataset(store, LABELS))
-    if has_labels:
-        select.append("l.label::DOUBLE AS label, l.amount AS amount")
-        joins += f" LEFT JOIN ({LABELS_SQL}) l USING (txn_id)"
-    sql = f"CREATE OR REPLACE TEMP TABLE paired AS WITH p AS ({pairs}) "
+    select, joins = "p.*", ""
+    side = _side_sql(segments, where, has_labels)
+    if side:
+        select += "".join(f", s.seg_{i}" for i in range(len(segments)))
+        select += ", s.label, s.amount" if has_labels else ""
+        joins = f" LEFT JOIN ({side}) s USING (txn_id)"
+    sql = f"CREATE OR REPLACE TEMP TABLE paired AS WITH p AS ({_pairs_sql(candidates, where)}) "
     # row order is irrelevant while building (~25 % faster); every per-row read afterwards is
     # one query (PairedWindow.arrays), so the columns stay aligned with each other
     con.execute("SET preserve_insertion_order = false")
-    con.execute(_inline(sql + f"SELECT {', '.join(select)} FROM p{joins}", params))
+    con.execute(_inline(sql + f"SELECT {select} FROM p{joins}", params))
     con.execute("SET preserve_insertion_order = true")
     count = con.sql("SELECT count(*) FROM paired WHERE s_live IS NOT NULL").fetchall()[0]
     return PairedWindow(
@@ -144,14 +142,29 @@ def _pairs_sql(candidates: list[str], where: str) -> str:
     return f"SELECT * REPLACE ({_unmark(candidates)}), {_seen(candidates)} FROM ({grouped})"
 
 
-def _segments_sql(segments: dict[str, list[str]], where: str) -> str:
-    """One row per txn_id of the window's features: each segment value as its integer code
-    (a hash join on integers after the pairing costs less than feeding strings through it)."""
-    picks = ", ".join(
-        f"any_value({_code(ident(f), names)}) AS seg_{i}"
-        for i, (f, names) in enumerate(segments.items())
-    )
-    return f"SELECT txn_id, {picks} FROM features WHERE {where} GROUP BY txn_id"
+def _side_sql(segments: dict[str, list[str]], where: str, labels: bool) -> str | None:
+    """One row per txn_id of the window's features (each segment value as its integer code)
+    and of the labels (the latest label wins), in ONE aggregate joined once to the pairs:
+    a hash join on integers after the pairing costs less than feeding strings through it."""
+    rows, picks = [], []
+    if segments:
+        codes = [_code(ident(f), names) for f, names in segments.items()]
+        rows.append(
+            "SELECT txn_id, "
+            + ", ".join(f"{code} AS seg_{i}" for i, code in enumerate(codes))
+            + f" FROM features WHERE {where}"
+        )
+        picks += [f"any_value(seg_{i}) AS seg_{i}" for i in range(len(segments))]
+    if labels:
+        # arg_max skips the feature rows: their label and label_time are NULL
+        rows.append(
+            f"SELECT txn_id, label::DOUBLE AS label, amount, {_LABEL_TIME} AS t FROM labels"
+        )
+        picks += ["arg_max(label, t) AS label", "arg_max(amount, t) AS amount"]
+    if not rows:
+        return None
+    union = " UNION ALL BY NAME ".join(rows)
+    return f"SELECT txn_id, {', '.join(picks)} FROM ({union}) GROUP BY txn_id"
 
 
 def _code(column: str, names: list[str]) -> str:
@@ -162,8 +175,6 @@ def _code(column: str, names: list[str]) -> str:
 
 # the latest label of a transaction wins; a label without label_time counts as the oldest
 _LABEL_TIME = "coalesce(label_time, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
-LABELS_SQL = f"""SELECT txn_id, arg_max(label, {_LABEL_TIME}) AS label,
-    arg_max(amount, {_LABEL_TIME}) AS amount FROM labels GROUP BY txn_id"""
 
 
 def _pivot(candidates: list[str]) -> str:

@@ -27,10 +27,7 @@ def sorted_metrics(s: np.ndarray, labels: np.ndarray, a: np.ndarray, rate: float
     """The labelled metrics of scores already sorted in DESCENDING order (labels, amounts
     aligned with them)."""
     y = labels.astype(np.float64)
-    last = np.r_[s[1:] != s[:-1], True]  # the last row of each group of tied scores
-    ends = np.flatnonzero(last)
-    tp = np.cumsum(y)[ends]
-    fp = (ends + 1) - tp  # rows seen minus positives: exact for counts below 2**53
+    ends, tp, fp = _curve(s, y)
     pos, neg = tp[-1], fp[-1]
     if pos == 0 or neg == 0:
         return {name: float("nan") for name in METRICS}
@@ -45,6 +42,23 @@ def sorted_metrics(s: np.ndarray, labels: np.ndarray, a: np.ndarray, rate: float
         "precision_at_live_rate": float(tp[cut] / (tp[cut] + fp[cut])),
         "amount_recall": float(caught[cut] / caught[-1]) if caught[-1] > 0 else float("nan"),
     }
+
+
+def _curve(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The last row of each group of tied (descending) scores, and the true and false
+    positives above and at it."""
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+    tp = np.cumsum(y)[ends]
+    return ends, tp, (ends + 1) - tp  # rows seen minus positives: exact below 2**53
+
+
+def roc_auc_sorted(s: np.ndarray, labels: np.ndarray) -> float:
+    """ROC-AUC of scores in DESCENDING order (ties like scikit-learn); NaN without both
+    classes."""
+    _, tp, fp = _curve(s, labels.astype(np.float64))
+    if len(tp) == 0 or tp[-1] == 0 or fp[-1] == 0:
+        return float("nan")
+    return float(np.trapezoid(np.r_[0, tp / tp[-1]], np.r_[0, fp / fp[-1]]))
 
 
 def _top_k(rate: float, n: int) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.labelled import sorted_metrics
+from analysis.labelled import roc_auc_sorted
 from analysis.metrics import Sorted, psi_sorted
 from analysis.paired import compact
 
@@ -49,10 +49,10 @@ def segment_metrics(
         cache[key] = {"order": SegmentOrder(live, codes, len(names)), "auc": {}}
     live_order, live_auc = cache[key]["order"], cache[key]["auc"]
     cand_order = SegmentOrder(candidate, codes, len(names))
-    counts = np.bincount(codes, minlength=len(names) + 1)
+    sums = _sums(codes, live, candidate, threshold, len(names) + 1)
     out = []
-    for code in np.flatnonzero(counts >= min_rows):
-        entry = _segment(codes == code, live, candidate, threshold)
+    for code in np.flatnonzero(sums["transactions"] >= min_rows):
+        entry = {key: kind(values[code]) for key, (kind, values) in _fields(sums).items()}
         entry["psi"] = psi_sorted(live_order.part(code)[1], cand_order.part(code)[1])
         entry["segment"] = names[code - 1] if code > 0 else None
         if labels is not None:
@@ -65,17 +65,35 @@ def segment_metrics(
     return sorted(out, key=lambda e: -e["transactions"])
 
 
-def _segment(member: np.ndarray, live: Sorted, candidate: Sorted, threshold: float) -> dict:
-    lv, cv = live.values[member], candidate.values[member]
+def _sums(codes: np.ndarray, live: Sorted, cand: Sorted, threshold: float, size: int) -> dict:
+    """Per code: pairs, score sums, |delta| sum and flips, one bincount pass each."""
+    lv, cv = live.values, cand.values
     live_alert, cand_alert = lv >= threshold, cv >= threshold
+
+    def total(weights=None) -> np.ndarray:
+        return np.bincount(codes, weights, minlength=size)
+
     return {
-        "transactions": len(lv),
-        "live_mean": float(lv.mean()),
-        "candidate_mean": float(cv.mean()),
-        "mean_abs_delta": float(np.mean(np.abs(cv - lv))),
-        "flips_to_alert": int(np.sum(cand_alert & ~live_alert)),
-        "flips_to_pass": int(np.sum(live_alert & ~cand_alert)),
-        "flip_rate": float(np.mean(cand_alert != live_alert)),
+        "transactions": total(),
+        "live": total(lv),
+        "candidate": total(cv),
+        "abs_delta": total(np.abs(cv - lv)),
+        "to_alert": np.bincount(codes[cand_alert & ~live_alert], minlength=size),
+        "to_pass": np.bincount(codes[live_alert & ~cand_alert], minlength=size),
+    }
+
+
+def _fields(sums: dict) -> dict[str, tuple[type, np.ndarray]]:
+    """The evidence fields of a segment from its sums (means are sums over pairs)."""
+    n = np.maximum(sums["transactions"], 1)
+    return {
+        "transactions": (int, sums["transactions"]),
+        "live_mean": (float, sums["live"] / n),
+        "candidate_mean": (float, sums["candidate"] / n),
+        "mean_abs_delta": (float, sums["abs_delta"] / n),
+        "flips_to_alert": (int, sums["to_alert"]),
+        "flips_to_pass": (int, sums["to_pass"]),
+        "flip_rate": (float, (sums["to_alert"] + sums["to_pass"]) / n),
     }
 
 
@@ -87,5 +105,4 @@ def _auc(part: tuple[np.ndarray, np.ndarray], labels: np.ndarray) -> float:
     seg_labels, values = seg_labels[known], values[known]
     if len(seg_labels) == 0 or seg_labels.min() == seg_labels.max():
         return float("nan")
-    ones = np.ones(len(values))
-    return sorted_metrics(values[::-1], seg_labels[::-1], ones, 0.01)["roc_auc"]
+    return roc_auc_sorted(values[::-1], seg_labels[::-1])

@@ -173,8 +173,8 @@ class Comparison:
         window: LabelledWindow = self._cache[key]
         if known.all():
             pair_live, pair_cand = (
-                ("live", live.values, live.order),
-                (name, cand.values, cand.order),
+                ("live", live.values, live.order, live.sorted),
+                (name, cand.values, cand.order, cand.sorted),
             )
         else:
             pair_live, pair_cand = ("live", live.values[known]), (name, cand.values[known])

@@ -17,10 +17,14 @@ METRICS = ("roc_auc", "pr_auc", "recall_at_live_rate", "precision_at_live_rate",
 _CHUNK = 25
 
 
-def point_metrics(scores, labels, amounts, rate: float, ascending: np.ndarray | None = None):
-    """Every labelled metric of one model on the whole window (`ascending`: its argsort)."""
+def point_metrics(
+    scores, labels, amounts, rate: float, ascending: np.ndarray | None = None, ordered=None
+):
+    """Every labelled metric of one model on the whole window (`ascending`: its argsort,
+    `ordered`: the scores in that order, if already at hand)."""
     order = (np.argsort(scores, kind="stable") if ascending is None else ascending)[::-1]
-    return sorted_metrics(scores[order], labels[order], amounts[order], rate)
+    s = scores[order] if ordered is None or ascending is None else ordered[::-1]
+    return sorted_metrics(s, labels[order], amounts[order], rate)
 
 
 def sorted_metrics(s: np.ndarray, labels: np.ndarray, a: np.ndarray, rate: float) -> dict:
@@ -109,11 +113,12 @@ class LabelledWindow:
         self._cache: dict[str, tuple[dict[str, float], np.ndarray | None]] = {}
 
     def model(
-        self, key: str, scores: np.ndarray, ascending: np.ndarray | None = None
+        self, key: str, scores: np.ndarray, ascending: np.ndarray | None = None, ordered=None
     ) -> tuple[dict[str, float], np.ndarray | None]:
         """Point metrics and replicate deviations (metric x replicate) of one model, cached."""
         if key not in self._cache:
-            point = point_metrics(scores, self.labels, self.amounts, self.rate, ascending)
+            args = (self.labels, self.amounts, self.rate, ascending, ordered)
+            point = point_metrics(scores, *args)
             devs = None
             if self.blocks:
                 order = np.argsort(-scores[self.pick], kind="stable")  # once, for every block

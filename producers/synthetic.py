@@ -53,23 +53,10 @@ class SyntheticRun:
 
 def live_scorer(model_path: Path, model_id: str, threshold: float) -> Any:
     """An OnnxScorer for the live model, its card read from the file itself."""
-    import onnx
-
-    from shadow.modelcard import ModelCard, read_signature, sha256_of, split_model_id
+    from shadow.modelcard import card_for_file
     from shadow.scorer import OnnxScorer
 
-    data = Path(model_path).read_bytes()
-    signature = read_signature(onnx.load_from_string(data))
-    name, version = split_model_id(model_id)
-    card = ModelCard(
-        model_id=model_id,
-        name=name,
-        version=version,
-        sha256=sha256_of(data),
-        threshold=threshold,
-        **signature.model_dump(),
-    )
-    return OnnxScorer(card, model_path)
+    return OnnxScorer(card_for_file(model_path, model_id, threshold=threshold), model_path)
 
 
 class SyntheticLiveService:

@@ -95,6 +95,24 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def card_for_file(path: Path, model_id: str, **fields: Any) -> ModelCard:
+    """A card read from an ONNX file itself (signature, sha256), for models outside the
+    registry: the live model of a synthetic service, reference models, benches."""
+    import onnx
+
+    data = Path(path).read_bytes()
+    name, version = split_model_id(model_id)
+    signature = read_signature(onnx.load_from_string(data))
+    return ModelCard(
+        model_id=model_id,
+        name=name,
+        version=version,
+        sha256=sha256_of(data),
+        **signature.model_dump(),
+        **fields,
+    )
+
+
 class Signature(BaseModel):
     """What a model takes and gives, read from its ONNX graph."""
 

@@ -110,21 +110,10 @@ def _build_all(folder: Path, seed: int, n_train: int) -> None:
 def _info(
     name: str, path: Path, canary: dict[str, Any], auc: float, seed: int, n_train: int
 ) -> dict[str, Any]:
-    import onnx
-
-    from shadow.modelcard import ModelCard, read_signature, sha256_of
+    from shadow.modelcard import card_for_file
     from shadow.scorer import OnnxScorer
 
-    data = path.read_bytes()
-    signature = read_signature(onnx.load_from_string(data))
-    card = ModelCard(
-        model_id=f"{name}@ref",
-        name=name,
-        version="ref",
-        sha256=sha256_of(data),
-        canary=canary,
-        **signature.model_dump(),
-    )
+    card = card_for_file(path, f"{name}@ref", canary=canary)
     score = OnnxScorer(card, path).score_canary()
     return {
         "canary": canary,

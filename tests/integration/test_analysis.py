@@ -14,7 +14,6 @@ from typing import Any
 
 import nbformat
 import numpy as np
-import onnx
 import pytest
 from nbclient import NotebookClient
 
@@ -27,7 +26,7 @@ from analysis.sample_store import (
     write_predictions,
 )
 from shadow.dataset import read_predictions
-from shadow.modelcard import ModelCard, read_signature, sha256_of
+from shadow.modelcard import card_for_file
 from shadow.objectstore import LocalStore, open_store
 from shadow.predictions import ROLE_LIVE
 from shadow.reference_models import build_reference_models
@@ -46,15 +45,7 @@ BATCH = 2000
 
 def _scores(name: str, model: Any, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Scores and per-row latency (us) of a reference model, batch by batch like the worker."""
-    data = model.path.read_bytes()
-    signature = read_signature(onnx.load_from_string(data))
-    card = ModelCard(
-        model_id=f"{name}@ref",
-        name=name,
-        version="ref",
-        sha256=sha256_of(data),
-        **signature.model_dump(),
-    )
+    card = card_for_file(model.path, f"{name}@ref")
     scorer = OnnxScorer(card, model.path)
     scores, latency = [], []
     for begin in range(0, len(rows), BATCH):

@@ -113,10 +113,15 @@ class Comparison:
         both = np.isfinite(live) & np.isfinite(cand)
         if not both.any():
             return {}
-        live_sorted, cand_sorted = self._live_sorted(live, both), Sorted(cand[both])
-        labels = data["label"][both] if "label" in data else None
-        amounts = data["amount"][both] if "amount" in data else None
-        keys = data["keys"][both] if "keys" in data else None
+        every = bool(both.all())  # the usual case: no copies of the columns
+
+        def pick(values: np.ndarray) -> np.ndarray:
+            return values if every else values[both]
+
+        live_sorted, cand_sorted = self._live_sorted(live, both), Sorted(pick(cand))
+        labels = pick(data["label"]) if "label" in data else None
+        amounts = pick(data["amount"]) if "amount" in data else None
+        keys = pick(data["keys"]) if "keys" in data else None
         return {
             "distribution": distribution(live_sorted, cand_sorted),
             "agreement": agreement(live_sorted, cand_sorted, self.live_threshold),
@@ -125,7 +130,7 @@ class Comparison:
             ),
             "segments": {
                 feature: segment_metrics(
-                    codes[both],
+                    pick(codes),
                     names,
                     live_sorted,
                     cand_sorted,
@@ -142,7 +147,7 @@ class Comparison:
         """The live scores sorted once per distinct pairing mask (usually once per run)."""
         key = _mask_key(mask)
         if key not in self._cache:
-            self._cache[key] = Sorted(live[mask])
+            self._cache[key] = Sorted(live if mask.all() else live[mask])
         return self._cache[key]
 
     def _labelled(

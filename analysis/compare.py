@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,7 @@ class Comparison:
     def run(self) -> dict[str, Any]:
         """The evidence body: inputs, counts and every metric per candidate (see evidence.py)."""
         con = connect()
+        self._cache.clear()  # sorts and bootstrap windows belong to one run's data
         self.progress("reading and pairing predictions")
         paired = pw.build(
             con,
@@ -85,7 +86,8 @@ class Comparison:
         """Fill `result` for a window with transactions. numpy's sorts and scans release the
         GIL, so the latency sorts and the candidates run on two threads while this thread
         asks DuckDB (which has its own threads) for coverage and hours. The first candidate
-        runs before the others so the shared live sorts are made once."""
+        runs before the others so the shared live sorts are made once; meanwhile the other
+        thread sorts the latencies and the other candidates' scores."""
         self.progress("aggregating coverage, latency and hours")
         result["segment_features"] = paired.segments
         data = paired.arrays()
@@ -97,28 +99,33 @@ class Comparison:
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
             latency = pool.submit(pw.latency, data, columns)
             first = pool.submit(self._candidate, data, 0, segments) if count else None
+            ahead = {i: pool.submit(_paired_sorted, data, i) for i in range(1, count)}
             counts = pw.coverage(paired)
             hours = pw.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
             self.progress(f"comparing {count} candidate(s)")
             measured = [] if first is None else [first.result()]
-            measured += pool.map(lambda i: self._candidate(data, i, segments), range(1, count))
+            measured += pool.map(
+                lambda i: self._candidate(data, i, segments, ahead[i]), range(1, count)
+            )
             latencies = latency.result()
         result["live_latency_ms"] = latencies["l_live"]
         for i, metrics in enumerate(measured):
             entry = {**counts[i], "latency_ms": latencies[f"l_{i}"], "hours": hours[i], **metrics}
             result["candidates"][paired.candidates[i]] = entry
 
-    def _candidate(self, data: dict, i: int, segments: dict) -> dict[str, Any]:
-        live, cand = data["s_live"], data[f"s_{i}"]
-        both = np.isfinite(live) & np.isfinite(cand)
-        if not both.any():
+    def _candidate(
+        self, data: dict, i: int, segments: dict, ahead: Future | None = None
+    ) -> dict[str, Any]:
+        """Every paired metric of candidate i (`ahead`: its scores sorted by another task)."""
+        both, cand_sorted = _paired_sorted(data, i) if ahead is None else ahead.result()
+        if cand_sorted is None:
             return {}
         every = bool(both.all())  # the usual case: no copies of the columns
 
         def pick(values: np.ndarray) -> np.ndarray:
             return values if every else values[both]
 
-        live_sorted, cand_sorted = self._live_sorted(live, both), Sorted(pick(cand))
+        live_sorted = self._live_sorted(data["s_live"], both)
         labels = pick(data["label"]) if "label" in data else None
         amounts = pick(data["amount"]) if "amount" in data else None
         keys = pick(data["keys"]) if "keys" in data else None
@@ -185,6 +192,15 @@ class Comparison:
             pair_live, pair_cand = ("live", live.values[known]), (name, cand.values[known])
         metrics = window.compare(pair_live, pair_cand)
         return {"transactions": int(known.sum()), "live_alert_rate": rate, "metrics": metrics}
+
+
+def _paired_sorted(data: dict, i: int) -> tuple[np.ndarray, Sorted | None]:
+    """Candidate i's pairing mask (both scores present) and its paired scores, sorted."""
+    both = np.isfinite(data["s_live"]) & np.isfinite(data[f"s_{i}"])
+    if not both.any():
+        return both, None
+    cand = data[f"s_{i}"]
+    return both, Sorted(cand if both.all() else cand[both])
 
 
 def _mask_key(mask: np.ndarray) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from analysis import aggregates
 from analysis import paired as pw
 from analysis.labelled import LabelledWindow
 from analysis.metrics import Sorted, agreement, distribution
@@ -97,11 +98,11 @@ class Comparison:
             result["labelled_transactions"] = int(np.sum(np.isfinite(data["label"])))
         count = len(paired.candidates)
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
-            latency = pool.submit(pw.latency, data, columns)
+            latency = pool.submit(aggregates.latency, data, columns)
             first = pool.submit(self._candidate, data, 0, segments) if count else None
             ahead = {i: pool.submit(_paired_sorted, data, i) for i in range(1, count)}
-            counts = pw.coverage(paired)
-            hours = pw.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
+            counts = aggregates.coverage(paired)
+            hours = aggregates.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
             self.progress(f"comparing {count} candidate(s)")
             measured = [] if first is None else [first.result()]
             measured += pool.map(

@@ -1,0 +1,100 @@
+"""Window aggregates - coverage, latency distributions and hourly figures of the paired table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from analysis.metrics import sorted_quantiles
+from analysis.paired import PairedWindow
+
+LATENCY_POINTS = (0.5, 0.95, 0.99, 0.999)
+CURVE_POINTS = [i / 100 for i in range(1, 100)] + [0.995, 0.999]
+
+
+def coverage(paired: PairedWindow) -> list[dict[str, float]]:
+    """Per candidate: sampled transactions, its rows, errors (rows without a score), pairs."""
+    parts = ["count(*) FILTER (WHERE s_live IS NOT NULL)"]
+    for i in range(len(paired.candidates)):
+        parts += [
+            f"count(*) FILTER (WHERE seen_{i})",
+            f"count(*) FILTER (WHERE seen_{i} AND s_{i} IS NULL)",
+            f"count(*) FILTER (WHERE s_live IS NOT NULL AND s_{i} IS NOT NULL)",
+        ]
+    row = paired.con.sql(f"SELECT {', '.join(parts)} FROM paired").fetchall()[0]
+    sampled, out = row[0], []
+    for i in range(len(paired.candidates)):
+        seen, errors, pairs = row[1 + 3 * i : 4 + 3 * i]
+        out.append(
+            {
+                "sampled": float(sampled),
+                "scored_rows": float(seen),
+                "errors": float(errors),
+                "transactions": float(pairs),
+                "coverage": pairs / sampled if sampled else 0.0,
+                "error_rate": errors / seen if seen else 0.0,
+            }
+        )
+    return out
+
+
+def latency(arrays: dict[str, Any], columns: list[str]) -> dict[str, dict[str, Any]]:
+    """Latency distribution (ms) of every model column l_live, l_0...: mean, p50..p99.9, std,
+    max and a quantile curve for the CDF plot. numpy sorts: DuckDB's exact quantile_cont with
+    a list of 100 points was several times slower on 2.5 M rows."""
+    points = sorted(set(LATENCY_POINTS) | {round(q, 3) for q in CURVE_POINTS})
+    out = {}
+    for column in columns:
+        values = arrays[column]
+        ordered = np.sort(values[np.isfinite(values)])  # float32 sort, then exact widening
+        out[column] = _latency_stats(ordered.astype(np.float64) / 1000, points)
+    return out
+
+
+def _latency_stats(values: np.ndarray, points: list[float]) -> dict[str, Any]:
+    if not len(values):
+        return {"count": 0.0}
+    curve = sorted_quantiles(values, points)  # linear interpolation, as DuckDB's quantile_cont
+    at = dict(zip(points, curve.tolist(), strict=True))
+    stats: dict[str, Any] = {
+        "count": float(len(values)),
+        "mean": float(values.mean()),
+        "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        "max": float(values[-1]),
+    }
+    stats.update({f"p{_label(q)}": at[q] for q in LATENCY_POINTS})
+    stats["curve"] = {"q": points, "ms": curve.tolist()}
+    return stats
+
+
+def _label(q: float) -> str:
+    """0.5 -> 50, 0.999 -> 999: the p-names of the evidence."""
+    return f"{q * 100:g}".replace(".", "")
+
+
+def hourly(paired: PairedWindow, threshold: float, min_rows: int) -> list[list[dict]]:
+    """Per candidate, per hour with enough pairs: mean scores, mean |delta|, flip rate."""
+    parts = []
+    for i in range(len(paired.candidates)):
+        both = f"s_live IS NOT NULL AND s_{i} IS NOT NULL"
+        flip = f"(s_{i} >= {float(threshold)}) <> (s_live >= {float(threshold)})"
+        parts.append(
+            f"count(*) FILTER (WHERE {both}), avg(s_live) FILTER (WHERE {both}), "
+            f"avg(s_{i}), avg(abs(s_{i} - s_live)), avg(CASE WHEN {flip} THEN 1 ELSE 0 END)"
+        )
+    # UTC hours by integer division: ~5x cheaper than date_trunc on a TIMESTAMPTZ
+    hour = "epoch_ms(event_time) // 3600000"
+    sql = f"SELECT to_timestamp(any_value({hour}) * 3600) AS hour, {', '.join(parts)} FROM paired "
+    rows = paired.con.sql(sql + f"GROUP BY {hour} ORDER BY hour").fetchall()
+    keys = ["transactions", "live_mean", "candidate_mean", "mean_abs_delta", "flip_rate"]
+    out: list[list[dict]] = []
+    for i in range(len(paired.candidates)):
+        series = []
+        for row in rows:
+            values = row[1 + 5 * i : 6 + 5 * i]
+            if (values[0] or 0) >= min_rows:
+                entry = {k: float(v) for k, v in zip(keys, values, strict=True)}
+                series.append({"hour": row[0].isoformat(), **entry})
+        out.append(series)
+    return out

@@ -32,6 +32,7 @@ from shadow.settings import AnalysisSettings
 
 N = 6000
 DAY0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
 SETTINGS = AnalysisSettings(min_segment_rows=200, bootstrap_samples=50, bootstrap_rows=3000)
 
 
@@ -112,8 +113,31 @@ def test_segments_and_hours_keep_slices_with_enough_volume(world) -> None:
         assert segment["candidate_roc_auc"] == pytest.approx(roc_auc_score(labels, cand))
         assert segment["psi"] == pytest.approx(psi(live, cand))
         assert segment["flips_to_alert"] == np.sum((cand >= 0.5) & (live < 0.5))
+        assert segment["flip_rate"] == pytest.approx(np.mean((cand >= 0.5) != (live >= 0.5)))
+        assert segment["live_mean"] == pytest.approx(live.mean())
+        assert segment["candidate_mean"] == pytest.approx(cand.mean())
+        assert segment["mean_abs_delta"] == pytest.approx(np.mean(np.abs(cand - live)))
     hours = body["candidates"]["shifted@1"]["hours"]
     assert len(hours) == 6 and sum(h["transactions"] for h in hours) == N
+    assert [h["hour"] for h in hours[:2]] == [DAY0.isoformat(), (DAY0 + HOUR).isoformat()]
+    first = sc.event_time_ms < (DAY0 + HOUR).timestamp() * 1000
+    assert hours[0]["transactions"] == np.sum(first)
+    assert hours[0]["candidate_mean"] == pytest.approx(shifted[first].mean())
+
+
+def test_a_failed_replay_does_not_turn_a_scored_transaction_into_an_error(tmp_path: Path) -> None:
+    sc = scenario(2000, seed=9, hours=1)
+    store = LocalStore(tmp_path)
+    cand = sc.candidate(0.5)
+    models = [ModelScores("live@1", sc.live, role=ROLE_LIVE), ModelScores("c@1", cand)]
+    write_predictions(store, sc.ids, sc.event_time_ms, models)
+    failed = np.full(500, np.nan)  # the replay of the first 500 failed on the candidate
+    replay = [models[0].head(500), ModelScores("c@1", failed)]
+    write_predictions(store, sc.ids[:500], sc.event_time_ms[:500], replay, topic="replay")
+    body = Comparison(store, DAY0, DAY0 + dt.timedelta(days=1), settings=SETTINGS).run()
+    entry = body["candidates"]["c@1"]
+    assert (entry["errors"], entry["scored_rows"], entry["transactions"]) == (0, 2000, 2000)
+    assert entry["distribution"]["candidate_quantiles"]["mean"] == pytest.approx(cand.mean())
 
 
 def test_explicit_candidates_and_an_empty_window(world) -> None:

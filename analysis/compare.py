@@ -19,7 +19,7 @@ from analysis import aggregates
 from analysis import paired as pw
 from analysis.labelled import LabelledWindow
 from analysis.metrics import Sorted, agreement, distribution
-from analysis.segments import segment_metrics
+from analysis.segments import live_segments, segment_metrics
 from shadow.dataset import connect
 from shadow.settings import AnalysisSettings
 
@@ -85,10 +85,9 @@ class Comparison:
 
     def _measure(self, paired: pw.PairedWindow, result: dict[str, Any]) -> None:
         """Fill `result` for a window with transactions. numpy's sorts and scans release the
-        GIL, so the latency sorts and the candidates run on two threads while this thread
-        asks DuckDB (which has its own threads) for coverage and hours. The first candidate
-        runs before the others so the shared live sorts are made once; meanwhile the other
-        thread sorts the latencies and the other candidates' scores."""
+        GIL, so two pool threads do the numpy work while this thread asks DuckDB (which has
+        its own threads) for coverage and hours. The live side shared by the candidates and
+        every candidate's sort are made first, as separate tasks, then the candidates."""
         self.progress("aggregating coverage, latency and hours")
         result["segment_features"] = paired.segments
         data = paired.arrays()
@@ -98,26 +97,34 @@ class Comparison:
             result["labelled_transactions"] = int(np.sum(np.isfinite(data["label"])))
         count = len(paired.candidates)
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            # FIFO: every task a candidate waits for is submitted (and started) before it
+            live = pool.submit(self._live_side, data, 0, segments) if count else None
+            ahead = {i: pool.submit(_paired_sorted, data, i) for i in range(count)}
             latency = pool.submit(aggregates.latency, data, columns)
-            first = pool.submit(self._candidate, data, 0, segments) if count else None
-            ahead = {i: pool.submit(_paired_sorted, data, i) for i in range(1, count)}
+            measured = pool.map(
+                lambda i: self._candidate(data, i, segments, ahead[i], live), range(count)
+            )
             counts = aggregates.coverage(paired)
             hours = aggregates.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
             self.progress(f"comparing {count} candidate(s)")
-            measured = [] if first is None else [first.result()]
-            measured += pool.map(
-                lambda i: self._candidate(data, i, segments, ahead[i]), range(1, count)
-            )
-            latencies = latency.result()
+            measured, latencies = list(measured), latency.result()
         result["live_latency_ms"] = latencies["l_live"]
         for i, metrics in enumerate(measured):
             entry = {**counts[i], "latency_ms": latencies[f"l_{i}"], "hours": hours[i], **metrics}
             result["candidates"][paired.candidates[i]] = entry
 
     def _candidate(
-        self, data: dict, i: int, segments: dict, ahead: Future | None = None
+        self,
+        data: dict,
+        i: int,
+        segments: dict,
+        ahead: Future | None = None,
+        live_side: Future | None = None,
     ) -> dict[str, Any]:
-        """Every paired metric of candidate i (`ahead`: its scores sorted by another task)."""
+        """Every paired metric of candidate i (`ahead`: its scores sorted by another task,
+        `live_side`: the task making the live side, waited for so it is not made twice)."""
+        if live_side is not None:
+            live_side.result()
         both, cand_sorted = _paired_sorted(data, i) if ahead is None else ahead.result()
         if cand_sorted is None:
             return {}
@@ -150,6 +157,26 @@ class Comparison:
                 for feature, (codes, names) in segments.items()
             },
         }
+
+    def _live_side(self, data: dict, i: int, segments: dict) -> None:
+        """The live side of candidate i's pairing, made ahead for every candidate paired on
+        the same rows: live's sort and ranks, its segment grouping, the bootstrap window and
+        live's labelled figures."""
+        both = np.isfinite(data["s_live"]) & np.isfinite(data[f"s_{i}"])
+        if not both.any():
+            return
+        every = bool(both.all())
+
+        def pick(values: np.ndarray) -> np.ndarray:
+            return values if every else values[both]
+
+        live = self._live_sorted(data["s_live"], both)
+        _ = live.ranks
+        for codes, names in segments.values():
+            live_segments(self._cache.setdefault("segments", {}), live, pick(codes), names)
+        if "label" in data:
+            truth = (pick(data["label"]), pick(data["amount"]), pick(data["keys"]))
+            self._labelled(live, live, truth, "live", _mask_key(both))
 
     def _live_sorted(self, live: np.ndarray, mask: np.ndarray) -> Sorted:
         """The live scores sorted once per distinct pairing mask (usually once per run)."""

@@ -43,11 +43,8 @@ def segment_metrics(
     cache: dict | None = None,
 ) -> list[dict[str, Any]]:
     """Per segment (codes: 0 = no value, k = names[k-1]) with at least `min_rows` pairs."""
-    cache = {} if cache is None else cache
-    key = (id(live), tuple(names))  # live's grouping and AUCs are shared by every candidate
-    if key not in cache:
-        cache[key] = {"order": SegmentOrder(live, codes, len(names)), "auc": {}}
-    live_order, live_auc = cache[key]["order"], cache[key]["auc"]
+    shared = live_segments({} if cache is None else cache, live, codes, names)
+    live_order, live_auc = shared["order"], shared["auc"]
     cand_order = SegmentOrder(candidate, codes, len(names))
     sums = _sums(codes, live, candidate, threshold, len(names) + 1)
     out = []
@@ -63,6 +60,14 @@ def segment_metrics(
             entry["roc_auc_delta"] = cand_auc - live_auc[code]
         out.append(entry)
     return sorted(out, key=lambda e: -e["transactions"])
+
+
+def live_segments(cache: dict, live: Sorted, codes: np.ndarray, names: list[str]) -> dict:
+    """Live's grouping by segment and its segment AUCs, shared by every candidate."""
+    key = (id(live), tuple(names))
+    if key not in cache:
+        cache[key] = {"order": SegmentOrder(live, codes, len(names)), "auc": {}}
+    return cache[key]
 
 
 def _sums(codes: np.ndarray, live: Sorted, cand: Sorted, threshold: float, size: int) -> dict:

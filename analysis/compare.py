@@ -1,7 +1,8 @@
 """Comparison - pair each candidate with the live model over a window and measure everything.
 
-DuckDB builds one paired row per sampled transaction (dedupe included) and aggregates latency and
-hours; the compact score arrays then go to numpy/scipy/scikit-learn-checked metrics.
+DuckDB builds one paired row per sampled transaction (dedupe included) and aggregates coverage
+and hours; the compact score arrays then go to numpy/scipy/scikit-learn-checked metrics, on two
+threads (numpy's sorts and scans release the GIL).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Dedupe and pairing happen in one GROUP BY txn_id: duplicates of (txn_id, model_id) (a replayed
 batch, a zombie writer) collapse into the same group and the same FILTER aggregate, so nothing
-is counted twice. Only compact numeric columns leave DuckDB.
+is counted twice. Feature (segment) and label rows are deduped in one more aggregate and joined
+once. Where it is cheaper, strings become integers first: the model as a small key, segment
+values as codes. Only compact numeric columns leave DuckDB.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 THREADS = 2
+TRUTH_COLUMNS = ("label", "amount", "keys")
 
 Progress = Callable[[str], None]
 
@@ -129,15 +130,9 @@ class Comparison:
         both, cand_sorted = _paired_sorted(data, i) if ahead is None else ahead.result()
         if cand_sorted is None:
             return {}
-        every = bool(both.all())  # the usual case: no copies of the columns
-
-        def pick(values: np.ndarray) -> np.ndarray:
-            return values if every else values[both]
-
+        pick = _picker(both)
         live_sorted = self._live_sorted(data["s_live"], both)
-        labels = pick(data["label"]) if "label" in data else None
-        amounts = pick(data["amount"]) if "amount" in data else None
-        keys = pick(data["keys"]) if "keys" in data else None
+        labels, amounts, keys = (pick(data[c]) if c in data else None for c in TRUTH_COLUMNS)
         return {
             "distribution": distribution(live_sorted, cand_sorted),
             "agreement": agreement(live_sorted, cand_sorted, self.live_threshold),
@@ -166,17 +161,13 @@ class Comparison:
         both = np.isfinite(data["s_live"]) & np.isfinite(data[f"s_{i}"])
         if not both.any():
             return
-        every = bool(both.all())
-
-        def pick(values: np.ndarray) -> np.ndarray:
-            return values if every else values[both]
-
+        pick = _picker(both)
         live = self._live_sorted(data["s_live"], both)
         _ = live.ranks
         for codes, names in segments.values():
             live_segments(self._cache.setdefault("segments", {}), live, pick(codes), names)
         if "label" in data:
-            truth = (pick(data["label"]), pick(data["amount"]), pick(data["keys"]))
+            truth = tuple(pick(data[c]) for c in TRUTH_COLUMNS)
             self._labelled(live, live, truth, "live", _mask_key(both))
 
     def _live_sorted(self, live: np.ndarray, mask: np.ndarray) -> Sorted:
@@ -221,6 +212,13 @@ class Comparison:
             pair_live, pair_cand = ("live", live.values[known]), (name, cand.values[known])
         metrics = window.compare(pair_live, pair_cand)
         return {"transactions": int(known.sum()), "live_alert_rate": rate, "metrics": metrics}
+
+
+def _picker(both: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Selects the paired rows of a column; every row is paired in the usual case: no copy."""
+    if both.all():
+        return lambda values: values
+    return lambda values: values[both]
 
 
 def _paired_sorted(data: dict, i: int) -> tuple[np.ndarray, Sorted | None]:

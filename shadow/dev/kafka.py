@@ -202,7 +202,7 @@ class LocalKafka:
         ]
 
     def _format(self, java: str, config: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         cmd = [
             java,
             *self._jvm_props(),
@@ -210,8 +210,7 @@ class LocalKafka:
             f"{self.libs}/*",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",
             "-c",
             str(config),
         ]
@@ -262,3 +261,12 @@ def wait_for_broker(bootstrap: str, timeout: float = 60.0) -> None:
 
 def tail(kafka: LocalKafka) -> str:
     return log_tail(kafka.log_file)
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka makes them: a random UUID in URL-safe base64, never starting
+    with "-" (a command line would read it as an option; Kafka's Uuid.randomUuid skips those)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id

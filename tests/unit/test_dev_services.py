@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,17 @@ def test_services_that_never_started_are_not_running(tmp_path: Path) -> None:
     state = LocalS3(tmp_path).status()
     assert state.running is False
     assert state.to_json() == '{"running": false, "bootstrap": "", "pid": 0}'
+
+
+def test_cluster_ids_never_look_like_an_option(monkeypatch):
+    # a UUID whose base64 starts with "-" (first byte 0xF8..0xFB) must be skipped
+    draws = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(dev_kafka.uuid, "uuid4", lambda: next(draws))
+    assert dev_kafka.new_cluster_id() == "AQEBAQEBAQEBAQEBAQEBAQ"
+
+
+def test_cluster_ids_are_22_url_safe_characters():
+    for _ in range(200):
+        cluster_id = dev_kafka.new_cluster_id()
+        assert len(cluster_id) == 22 and not cluster_id.startswith("-")
+        assert set(cluster_id) <= set(string.ascii_letters + string.digits + "-_")

@@ -6,9 +6,10 @@ shadow.synthetic, prepared before the clock runs. In-sample offers are paced in 
 ``--rate`` offers/s, as a live service spreads its traffic, so the producer's own threads get
 the CPU time they need between groups; out-of-sample and broker-down offers run flat out.
 
-The required keys measure the configured tap (``ShadowTap``, or ``HandoffTap`` when
-``tap.handoff`` is set); ``handoff_*`` keys measure ``HandoffTap`` in the same run, against the
-same broker, so the two can be compared directly.
+The required keys measure the configured tap (``ShadowTap``, or ``InlineTap`` when
+``tap.inline`` is set); ``inline_*`` keys measure ``InlineTap`` (everything in the caller's
+thread) in the same run, against the same broker, so the two can be compared directly. What a
+tap costs a whole request, threads and GIL included, is ``bench.tap_in_service``'s question.
 
     python -m bench.tap_overhead --json
 """
@@ -26,8 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from producers.handoff import HandoffTap, open_tap
-from producers.tap import ShadowTap
+from producers.inline import InlineTap
+from producers.tap import open_tap
 from shadow.clients import ensure_topic
 from shadow.dev.process import free_port
 from shadow.envelope import LiveScore
@@ -50,7 +51,7 @@ def _ids(sampler: Sampler, count: int, inside: bool) -> list[str]:
 
 
 def _timed(
-    tap: ShadowTap, ids: list[str], feats: list[dict], rate: float | None
+    tap: InlineTap, ids: list[str], feats: list[dict], rate: float | None
 ) -> tuple[list[int], int]:
     """Per-offer nanoseconds, and how many offers raised into the caller (must be 0)."""
     clock = time.perf_counter_ns
@@ -103,7 +104,7 @@ def _with_kafka(settings: Settings, **kafka: object) -> Settings:
 
 
 def _scenarios(
-    make: Callable[[Settings], ShadowTap],
+    make: Callable[[Settings], InlineTap],
     live: Settings,
     down: Settings,
     ids: tuple[list[str], list[str]],
@@ -132,7 +133,7 @@ def _scenarios(
 
 
 def run(offers: int, rate: float) -> dict[str, float | int]:
-    """The configured tap (ShadowTap unless tap.handoff) and HandoffTap, in the same run."""
+    """The configured tap (ShadowTap unless tap.inline) and InlineTap, in the same run."""
     settings = load_settings()
     feats = feature_dicts(TransactionGenerator(seed=11).batch(2000))
     sampler = Sampler(settings.tap.sample_rate, settings.tap.salt)
@@ -143,27 +144,27 @@ def run(offers: int, rate: float) -> dict[str, float | int]:
         live = _with_kafka(live, topic=topic)
         ensure_topic(live.kafka, topic, 3)
         main = _scenarios(open_tap, live, down, ids, feats, rate)
-        handoff = _scenarios(HandoffTap, live, down, ids, feats, rate)
+        inline = _scenarios(InlineTap, live, down, ids, feats, rate)
     return {
         "offer_in_p50_us": _us(main["in"], 0.5),
         "offer_in_p99_us": _us(main["in"], 0.99),
         "offer_out_p99_us": _us(main["out"], 0.99),
         "offer_down_p99_us": _us(main["down"], 0.99),
         "offers": len(main["in"]) + len(main["out"]) + len(main["down"]),
-        "exceptions": main["raised"] + handoff["raised"],
-        "tap": "handoff" if settings.tap.handoff else "inline",
+        "exceptions": main["raised"] + inline["raised"],
+        "tap": "inline" if settings.tap.inline else "shadow",
         "offer_out_p50_us": _us(main["out"], 0.5),
         "offer_down_p50_us": _us(main["down"], 0.5),
         "offer_in_p999_us": _us(main["in"], 0.999),
         "in_delivered": main["in_stats"]["delivered"],
         "in_dropped": main["in_stats"]["dropped"],
         "down_dropped": main["down_stats"]["dropped"],
-        "handoff_in_p50_us": _us(handoff["in"], 0.5),
-        "handoff_in_p99_us": _us(handoff["in"], 0.99),
-        "handoff_out_p99_us": _us(handoff["out"], 0.99),
-        "handoff_down_p99_us": _us(handoff["down"], 0.99),
-        "handoff_in_delivered": handoff["in_stats"]["delivered"],
-        "handoff_in_dropped": handoff["in_stats"]["dropped"],
+        "inline_in_p50_us": _us(inline["in"], 0.5),
+        "inline_in_p99_us": _us(inline["in"], 0.99),
+        "inline_out_p99_us": _us(inline["out"], 0.99),
+        "inline_down_p99_us": _us(inline["down"], 0.99),
+        "inline_in_delivered": inline["in_stats"]["delivered"],
+        "inline_in_dropped": inline["in_stats"]["dropped"],
         "rate_per_s": rate,
     }
 

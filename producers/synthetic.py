@@ -97,7 +97,7 @@ class SyntheticLiveService:
         start_ms: int | None = None,
     ) -> SyntheticRun:
         """Serve tps transactions a second for `seconds`, paced to their arrival times."""
-        from producers.handoff import open_tap
+        from producers.tap import open_tap
 
         total = max(1, round(tps * seconds))
         tap = self._tap or open_tap(self.settings)

@@ -1,131 +1,58 @@
 """ShadowTap - mirrors a keyed sample of live transactions onto Kafka without hurting production.
 
-``offer()`` samples by hash, redacts, encodes and calls ``produce()``. It never blocks (the
-producer's local queue is bounded: when full the record is dropped and counted) and never raises
-(anything unexpected is counted as rejected, with a rate-limited log line). A background thread
-serves delivery reports. Counters always satisfy
-``offered == sampled_out + enqueued + dropped + rejected``; each ``enqueued`` record later
-becomes ``delivered`` or ``failed`` (or stays in flight).
+``offer()`` is all the live service's request thread runs: the sampling hash, a shallow copy of
+the features (the caller may reuse its dict as soon as offer() returns) and an append to a
+bounded hand-off queue, about a microsecond. A sender thread redacts, encodes and calls
+``produce()``; it gives the GIL back every ``SEND_BATCH`` records, so a request thread never
+waits long behind it. The work is the same as doing it in the request (``InlineTap``, chosen
+with ``tap.inline: true``); it leaves the request path.
 
-Only failed deliveries get a report (``delivery.report.only.error``): a Python callback per
-delivered record would cost the live process CPU and GIL time for nothing, so ``delivered`` is
-worked out as enqueued - in flight - failed.
+Never blocks, never raises: a sampled offer the hand-off queue cannot take (``tap.handoff_queue``
+records waiting) is dropped and counted. When the broker is away the producer's queue fills, the
+sender waits for room (it is not the service's thread), the hand-off queue fills behind it and
+offers drop from then on, at the cost of a length check. A record handed over counts as
+``enqueued`` at once, so ``offered == sampled_out + enqueued + dropped + rejected`` holds at any
+moment; the sender later moves a record it cannot encode (a feature of an unsupported type, an
+oversized envelope) from ``enqueued`` to ``rejected``, and ``close()`` counts what it could not
+send in time as ``failed``.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
-import logging
 import math
 import threading
 import time
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
-
-from shadow.clients import base_config
-from shadow.envelope import HEADERS, SCHEMA_VERSION, Envelope, FeatureValue, LiveScore, encode
-from shadow.errors import ConfigError
-from shadow.redaction import Redactor
-from shadow.sampling import Sampler
+from producers.inline import InlineTap, _describe, read_count
+from shadow.envelope import HEADERS, FeatureValue, LiveScore
 from shadow.settings import Settings
 
-logger = logging.getLogger(__name__)
-
-COUNTERS = ("sampled_out", "enqueued", "dropped", "rejected", "failed")
-FULL_PAUSE_S = 0.01
-"""After the queue refused a record, drop without encoding for this long (the queue is full)."""
-LOG_EVERY_S = 10.0
-"""At most one log line per kind of trouble in this many seconds."""
-
-
-class _Throttled:
-    """A log line at most every LOG_EVERY_S seconds, with how many were held back."""
-
-    def __init__(self, level: int) -> None:
-        self._level = level
-        self._next = 0.0
-        self._held = 0
-        self._lock = threading.Lock()
-
-    def log(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now < self._next:
-                self._held += 1
-                return
-            held, self._held, self._next = self._held, 0, now + LOG_EVERY_S
-        logger.log(self._level, message + " (%d similar held back)", *args, held)
+SEND_BATCH = 16
+"""Records the sender handles (~50 us) before giving the GIL back to the service's threads."""
+IDLE_SLEEP_S = 0.005
+"""How long the sender sleeps when nothing is waiting."""
+FULL_WAIT_S = 0.005
+"""How long the sender waits before offering a record again to a full producer queue."""
 
 
-def read_count(counter: itertools.count) -> int:
-    # itertools.count: next() is one atomic C call, safe from any number of caller threads
-    # without a lock; its repr is the only way to read the value without advancing it.
-    return int(repr(counter)[6:-1])
-
-
-def tap_producer_config(
-    settings: Settings, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """librdkafka properties of the tap's producer: safe defaults, then settings, then overrides."""
-    tap = settings.tap
-    config: dict[str, Any] = {
-        **base_config(settings.kafka),
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": tap.linger_ms,
-        "compression.type": tap.compression,
-        "queue.buffering.max.messages": tap.queue_max_messages,
-        "queue.buffering.max.kbytes": tap.queue_max_kbytes,
-        "message.timeout.ms": tap.delivery_timeout_ms,
-        "message.max.bytes": max(1_000_000, tap.max_envelope_bytes + 4096),
-        "client.id": "shadow-tap",
-        "delivery.report.only.error": True,
-    }
-    config.update(tap.producer_config)
-    config.update(overrides or {})
-    return config
-
-
-def _closed(*_args: object, **_kwargs: object) -> None:
-    raise BufferError("the tap is closed")
-
-
-class ShadowTap:
-    """Offer live transactions; a keyed sample of them is mirrored onto the shadow topic."""
+class ShadowTap(InlineTap):
+    """Offer live transactions; a keyed sample is handed to a sender thread and mirrored."""
 
     def __init__(self, settings: Settings, producer_config: dict[str, Any] | None = None) -> None:
-        self.topic = settings.kafka.topic
-        self.sampler = Sampler(settings.tap.sample_rate, settings.tap.salt)
-        self.redactor = Redactor.from_settings(settings.tap)
-        self._redact = self.redactor.redact
-        self._max_bytes = settings.tap.max_envelope_bytes
-        self._config = {
-            **tap_producer_config(settings, producer_config),
-            "on_delivery": self._on_delivery,
-            "error_cb": self._on_error,
-            "logger": logging.getLogger(f"{__name__}.librdkafka"),
-        }
-        self._sampled_out = itertools.count()
-        self._enqueued = itertools.count()
-        self._dropped = itertools.count()
-        self._rejected = itertools.count()
-        self._failed = itertools.count()
-        self._trouble = _Throttled(logging.WARNING)
-        self._undelivered = _Throttled(logging.WARNING)
-        self._fatal = threading.Event()
-        self._stop = threading.Event()
-        self._producer = _new_producer(self._config)
-        self._produce = self._producer.produce
-        self._full_until = 0.0
-        self._poller = threading.Thread(target=self._serve, name="shadow-tap-poll", daemon=True)
-        self._poller.start()
-        logger.info(
-            "tap to %s: sample rate %.4f, %d sensitive field name(s) redacted",
-            self.topic,
-            self.sampler.rate,
-            len(self.redactor.sensitive),
-        )
+        self._pending: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._pending_max = settings.tap.handoff_queue
+        self._handed = itertools.count()
+        self._sent = itertools.count()
+        self._unsendable = itertools.count()
+        self._unsent = itertools.count()
+        self._accepting = True
+        self._deadline = math.inf
+        super().__init__(settings, producer_config)
+        self._sender = threading.Thread(target=self._send, name="shadow-tap-send", daemon=True)
+        self._sender.start()
 
     def offer(
         self,
@@ -134,141 +61,107 @@ class ShadowTap:
         live: LiveScore,
         event_time: int | None = None,
     ) -> bool:
-        """Mirror this transaction if it is in the sample; True when it was enqueued.
+        """Mirror this transaction if it is in the sample; True when it was accepted.
 
-        Never raises and never blocks: a full local queue drops the record (``dropped``),
-        anything unexpected (wrong types, non-finite live score, oversized) counts as rejected.
+        Never raises and never blocks: a full hand-off queue drops the record (``dropped``),
+        anything unexpected counts as rejected.
         """
         try:
             if not self.sampler(txn_id):
                 next(self._sampled_out)
                 return False
-        except Exception as exc:  # noqa: BLE001 - e.g. a txn_id that is not text
-            return self._reject(exc)
-        return self._mirror(txn_id, features, live, event_time)
-
-    def _mirror(
-        self,
-        txn_id: str,
-        features: dict[str, FeatureValue],
-        live: LiveScore,
-        event_time: int | None,
-    ) -> bool:
-        """Redact, encode and enqueue one sampled transaction; counted whatever happens."""
-        try:
-            if self._full_until and time.monotonic() < self._full_until:
-                # the broker is away or slow: encoding a record the queue cannot take would
-                # spend the live service's CPU for nothing
+            if len(self._pending) >= self._pending_max or not self._accepting:
                 next(self._dropped)
                 return False
-            if not (math.isfinite(live.score) and math.isfinite(live.latency_ms)):
-                raise ValueError("live.score and live.latency_ms must be finite")
-            if event_time is None:
-                event_time = time.time_ns() // 1_000_000
-            value = encode(
-                Envelope(SCHEMA_VERSION, txn_id, event_time, live, self._redact(features))
-            )
-            if len(value) > self._max_bytes:
-                raise ValueError(f"envelope of {len(value)} bytes exceeds {self._max_bytes}")
-            # all positional (topic, value, key, partition, callback, on_delivery, timestamp,
-            # headers): keyword arguments cost the C call a dict, ~0.5 us on this path
-            self._produce(self.topic, value, txn_id, -1, None, None, 0, HEADERS)
-        except BufferError:
-            self._full_until = time.monotonic() + FULL_PAUSE_S
-            next(self._dropped)
-            return False
+            when = time.time_ns() // 1_000_000 if event_time is None else event_time
+            self._pending.append((txn_id, features.copy(), live, when))
         except Exception as exc:  # noqa: BLE001 - the live service must never see our failure
             return self._reject(exc)
-        next(self._enqueued)
+        next(self._handed)
         return True
 
-    def _reject(self, exc: Exception) -> bool:
-        next(self._rejected)
-        self._trouble.log("tap rejected a transaction on %s: %s", self.topic, _describe(exc))
-        return False
-
     def stats(self) -> dict[str, int]:
-        """Counters since start; offered == sampled_out + enqueued + dropped + rejected."""
-        counts = {name: read_count(getattr(self, f"_{name}")) for name in COUNTERS}
-        # read in flight before failed: a record failing in between is then subtracted twice
-        # (delivered reads low for a moment) rather than counted as delivered
-        in_flight = len(self._producer)
-        failed = read_count(self._failed)
-        offered = sum(counts[name] for name in ("sampled_out", "enqueued", "dropped", "rejected"))
-        delivered = max(0, counts["enqueued"] - in_flight - failed)
+        """Counters since start; offered == sampled_out + enqueued + dropped + rejected, and
+        enqueued == delivered + failed + in_flight (in the hand-off or the producer queue)."""
+        # read what moves a record out of a state before what moves it in: a record moving
+        # meanwhile is then briefly missing from a later state, never counted twice
+        unsendable = read_count(self._unsendable)
+        sampled_out, dropped = read_count(self._sampled_out), read_count(self._dropped)
+        rejected, handed = read_count(self._rejected), read_count(self._handed)
+        sent = read_count(self._sent)
+        queued = len(self._producer)
+        failed = read_count(self._failed) + read_count(self._unsent)
+        enqueued = handed - unsendable
+        delivered = max(0, sent - queued - read_count(self._failed))
         return {
-            "offered": offered,
-            **counts,
+            "offered": sampled_out + enqueued + dropped + rejected,
+            "sampled_out": sampled_out,
+            "enqueued": enqueued,
+            "dropped": dropped,
+            "rejected": rejected,
             "failed": failed,
             "delivered": delivered,
-            "in_flight": in_flight,
-            "pending": 0,
+            "in_flight": max(0, enqueued - delivered - failed),
         }
 
     def close(self, timeout: float = 10.0) -> int:
-        """Stop accepting offers, deliver what is queued within `timeout`; returns what is left."""
-        if self._produce is _closed:
+        """Stop accepting offers, send and deliver what was accepted within `timeout`; returns
+        how many records were left undelivered (counted as failed)."""
+        if not self._accepting:
             return 0
-        self._produce = _closed
-        self._stop.set()
-        self._poller.join()
-        left = self._producer.flush(timeout)
-        if left:
-            logger.warning("tap closed with %d record(s) undelivered on %s", left, self.topic)
-            # purged records get their delivery report now and count as failed, so the
-            # counters are final once close() returns
-            self._producer.purge()
-            self._producer.flush(0)
-        return left
+        self._accepting = False
+        self._deadline = time.monotonic() + timeout
+        unsent = read_count(self._unsent)
+        self._sender.join()
+        left = super().close(max(0.0, self._deadline - time.monotonic()))
+        while self._pending:  # an offer that raced with close(): accepted, never sent
+            self._pending.popleft()
+            next(self._unsent)
+        return left + read_count(self._unsent) - unsent
 
-    def __enter__(self) -> ShadowTap:
-        return self
+    def _send(self) -> None:
+        pending = self._pending
+        while True:
+            for _ in range(min(len(pending), SEND_BATCH)):
+                self._send_one(*pending.popleft())
+            if pending:
+                time.sleep(0)  # hand the GIL back between batches
+            elif self._accepting:
+                time.sleep(IDLE_SLEEP_S)
+            else:
+                return
 
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(0.1)
-            if self._fatal.is_set():
-                self._replace_producer()
-
-    def _replace_producer(self) -> None:
-        # a fatal error (e.g. an idempotence epoch that cannot be recovered) makes a producer
-        # useless for good: start a fresh one so the tap keeps mirroring, fail the old queue
-        if self._stop.is_set():
+    def _send_one(
+        self, txn_id: str, features: dict[str, FeatureValue], live: LiveScore, when: int
+    ) -> None:
+        try:
+            value = self._encoded(txn_id, features, live, when)
+        except Exception as exc:  # noqa: BLE001 - counted and logged, never raised
+            next(self._unsendable)
+            self._reject(exc)
             return
-        old = self._producer
-        self._producer = _new_producer(self._config)
-        self._produce = self._producer.produce
-        self._fatal.clear()
-        old.purge()
-        old.flush(0)
-        logger.warning("tap producer for %s was replaced after a fatal error", self.topic)
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:  # only when producer_config turned success reports back on
+        while True:
+            try:
+                self._produce(self.topic, value, txn_id, -1, None, None, 0, HEADERS)
+            except BufferError:  # the producer's queue is full: the broker is away or slow
+                if time.monotonic() >= self._deadline:
+                    self._give_up("the producer queue stayed full until close()")
+                    return
+                time.sleep(FULL_WAIT_S)
+                continue
+            except Exception as exc:  # noqa: BLE001
+                self._give_up(_describe(exc))
+                return
+            next(self._sent)
             return
-        next(self._failed)
-        self._undelivered.log(
-            "tap record not delivered to %s[%s]: %s", msg.topic(), msg.partition(), err.str()
-        )
 
-    def _on_error(self, err: KafkaError) -> None:
-        if err.fatal():
-            logger.error("tap producer fatal error: %s", err.str())
-            self._fatal.set()
-            return
-        self._trouble.log("tap producer: %s", err.str())
+    def _give_up(self, why: str) -> None:
+        next(self._unsent)
+        self._undelivered.log("tap record not sent to %s: %s", self.topic, why)
 
 
-def _new_producer(config: dict[str, Any]) -> Producer:
-    try:
-        return Producer(config)
-    except KafkaException as exc:  # an unknown or invalid librdkafka property
-        raise ConfigError("tap.producer_config", exc.args[0].str()) from None
-
-
-def _describe(exc: Exception) -> str:
-    # the type and message only: messages from msgspec/ValueError name fields, never values
-    return f"{type(exc).__name__}: {exc}"
+def open_tap(settings: Settings, producer_config: dict[str, Any] | None = None) -> InlineTap:
+    """The tap the settings ask for: ShadowTap, or InlineTap when tap.inline is set."""
+    if settings.tap.inline:
+        return InlineTap(settings, producer_config)
+    return ShadowTap(settings, producer_config)

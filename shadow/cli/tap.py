@@ -106,8 +106,8 @@ def replay_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Mirror past transactions through the tap's sampling, redaction and encoding."""
-    from producers.handoff import open_tap
     from producers.replay import ColumnMap, count_rows, replay
+    from producers.tap import open_tap
 
     columns = ColumnMap(
         txn_id=txn_id,

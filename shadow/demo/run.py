@@ -137,7 +137,7 @@ def _traffic(
 ) -> Any:
     """Workers up, synthetic live traffic through the tap, then drain until all is committed."""
     from producers.synthetic import SyntheticLiveService
-    from producers.tap import ShadowTap
+    from producers.tap import open_tap
     from shadow.clients import base_config
     from shadow.objectstore import open_store
 
@@ -145,7 +145,7 @@ def _traffic(
     stack.start_workers(options.workers, _worker_env(overrides), options.config)
     with console.status(f"starting {options.workers} workers"):
         stack.wait_workers_ready()
-    tap = ShadowTap(settings)
+    tap = open_tap(settings)
     kafka = settings.kafka
     lag = lambda: group_lag(base_config(kafka), kafka.topic, settings.worker.group_id)  # noqa: E731
     status = PipelineStatus(tap.stats, stack.ports, open_store(settings.store), lag)

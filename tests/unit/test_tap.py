@@ -1,20 +1,24 @@
-"""ShadowTap without a reachable broker: it never raises, never blocks, and its counters add up."""
+"""ShadowTap (the hand-off tap) without a reachable broker: offer() never raises or blocks, the
+counters add up at any moment, and every accepted record ends delivered or failed."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import pytest
 
-from producers.tap import ShadowTap, tap_producer_config
+from producers.inline import InlineTap
+from producers.tap import ShadowTap, open_tap
 from shadow.dev.process import free_port
-from shadow.envelope import LiveScore
+from shadow.envelope import LiveScore, decode
 from shadow.errors import ConfigError
 from shadow.sampling import Sampler
 from shadow.settings import Settings, load_settings
 
 LIVE = LiveScore("fraud@live", 0.2, "pass", 1.5)
+PARTS = ("sampled_out", "enqueued", "dropped", "rejected")
 
 
 def _settings(**tap: Any) -> Settings:
@@ -23,109 +27,130 @@ def _settings(**tap: Any) -> Settings:
     return load_settings(kafka=kafka, tap=tap)
 
 
-def _ids(inside: bool, count: int, rate: float = 1 / 3) -> list[str]:
-    sampler = Sampler(rate, "shadow")
-    return [i for i in (f"u-{n}" for n in range(count * 5)) if sampler(i) is inside][:count]
+def _ids(count: int, inside: bool = True) -> list[str]:
+    sampler = Sampler(1 / 3, "shadow")
+    return [i for i in (f"h-{n}" for n in range(count * 5)) if sampler(i) is inside][:count]
 
 
-def _add_up(stats: dict[str, int]) -> bool:
-    parts = ("sampled_out", "enqueued", "dropped", "rejected")
-    return stats["offered"] == sum(stats[name] for name in parts)
+def _settled(tap: ShadowTap, deadline_s: float = 5.0) -> dict[str, int]:
+    """The stats once the sender has taken everything it can from the hand-off queue."""
+    deadline = time.monotonic() + deadline_s
+    while tap._pending and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.05)
+    return tap.stats()
 
 
-def test_counters_add_up_across_every_outcome() -> None:
-    with ShadowTap(_settings(queue_max_messages=10, max_envelope_bytes=600)) as tap:
-        inside = _ids(True, 30)
-        outside = _ids(False, 40)
-        results = [tap.offer(i, {"amount": 1.0}, LIVE) for i in outside]
-        results.append(tap.offer(inside[25], None, LIVE))  # type: ignore[arg-type]
-        results.append(tap.offer(inside[26], {"x": object()}, LIVE))  # type: ignore[dict-item]
-        results.append(tap.offer(inside[27], {"a": 1}, LiveScore("m", float("nan"))))
-        results.append(tap.offer(inside[28], {"big": "x" * 1000}, LIVE))
-        results.append(tap.offer(42, {"a": 1}, LIVE))  # type: ignore[arg-type]
-        results += [tap.offer(i, {"amount": 1.0}, LIVE) for i in inside[:25]]
-        stats = tap.stats()
-        tap.close(0.1)
-    assert stats["offered"] == 70
-    assert stats["sampled_out"] == 40
-    assert stats["enqueued"] == 10  # the queue holds 10; the broker is down
-    assert stats["dropped"] == 15
-    assert stats["rejected"] == 5
-    assert _add_up(stats)
-    assert results.count(True) == 10
+def test_open_tap_follows_the_setting() -> None:
+    handoff, inline = open_tap(_settings()), open_tap(_settings(inline=True))
+    try:
+        assert type(handoff) is ShadowTap
+        assert type(inline) is InlineTap
+    finally:
+        handoff.close(0.1)
+        inline.close(0.1)
 
 
-def test_close_fails_what_was_not_delivered_and_later_offers_drop() -> None:
-    tap = ShadowTap(_settings())
-    for txn_id in _ids(True, 20):
-        assert tap.offer(txn_id, {"amount": 2.0}, LIVE)
+def test_every_outcome_is_counted_once() -> None:
+    tap = ShadowTap(_settings(max_envelope_bytes=600))
+    inside = _ids(30)
+    results = [tap.offer(txn_id, {"a": 1}, LIVE) for txn_id in _ids(60, inside=False)]
+    results.append(tap.offer(inside[25], None, LIVE))  # type: ignore[arg-type]  # at offer
+    results.append(tap.offer(42, {"a": 1}, LIVE))  # type: ignore[arg-type]  # at offer
+    results.append(tap.offer(inside[26], {"x": object()}, LIVE))  # type: ignore[dict-item]
+    results.append(tap.offer(inside[27], {"a": 1}, LiveScore("m", float("nan"))))
+    results.append(tap.offer(inside[28], {"big": "x" * 1000}, LIVE))
+    results += [tap.offer(i, {"amount": 1.0}, LIVE) for i in inside[:25]]
+    stats = _settled(tap)
+    tap.close(0.1)
+    final = tap.stats()
+    assert stats["offered"] == final["offered"] == 90
+    assert stats["rejected"] == 5  # 2 refused by offer(), 3 by the sender's encoding
+    assert stats["enqueued"] == 25 == stats["in_flight"]  # the broker is down
+    assert stats["offered"] == sum(stats[k] for k in PARTS)
+    assert results.count(True) == 28  # the sender's 3 rejections were accepted by offer()
+    assert final["enqueued"] == final["failed"] == 25
+    assert final["in_flight"] == final["delivered"] == 0
+
+
+def test_counters_add_up_while_offers_run() -> None:
+    tap = ShadowTap(_settings(queue_max_messages=50, handoff_queue=100))
+    done = threading.Event()
+    offered = [0]
+
+    def offers() -> None:
+        while not done.is_set():
+            tap.offer(f"c-{offered[0]}", {"a": 1.0}, LIVE)
+            offered[0] += 1
+
+    thread = threading.Thread(target=offers)
+    thread.start()
+    snapshots = [tap.stats() for _ in range(200)]
+    done.set()
+    thread.join()
+    tap.close(0.1)
+    for stats in snapshots:
+        assert stats["offered"] == sum(stats[k] for k in PARTS)
+        assert stats["enqueued"] >= stats["delivered"] + stats["failed"]
+    final = tap.stats()
+    assert final["offered"] == offered[0] == sum(final[k] for k in PARTS)
+    assert final["enqueued"] == final["failed"] <= 50 + 100 + 1
+
+
+def test_a_dead_broker_fills_both_queues_then_offers_drop() -> None:
+    tap = ShadowTap(_settings(sample_rate=1.0, queue_max_messages=10, handoff_queue=20))
+    results = [tap.offer(f"d-{n}", {"a": n}, LIVE) for n in range(20)]
+    stats = _settled(tap, 1.0)
+    results += [tap.offer(f"e-{n}", {"a": n}, LIVE) for n in range(200)]
+    assert all(results[:20])
+    later = tap.stats()
     started = time.monotonic()
-    assert tap.close(0.2) == 20
+    left = tap.close(0.2)
     assert time.monotonic() - started < 5
+    final = tap.stats()
+    assert stats["enqueued"] == 20 and stats["in_flight"] == 20
+    assert 20 + 200 - later["dropped"] == later["enqueued"] <= 10 + 1 + 20
+    assert left == final["failed"] == final["enqueued"] == later["enqueued"]
+    assert final["dropped"] == later["dropped"] and final["in_flight"] == 0
+
+
+def test_a_full_hand_off_queue_drops_without_blocking() -> None:
+    tap = ShadowTap(_settings(sample_rate=1.0, handoff_queue=5))
+    tap._produce = lambda *_args: time.sleep(0.001)  # a sender far slower than the offers
+    started = time.monotonic()
+    results = [tap.offer(f"q-{n}", {"a": n}, LIVE) for n in range(5000)]
+    assert time.monotonic() - started < 2.0
+    tap.close(0.1)
     stats = tap.stats()
-    assert stats["failed"] == 20
-    assert stats["delivered"] == 0
-    assert stats["in_flight"] == 0
-    assert tap.offer(_ids(True, 1)[0], {"a": 1}, LIVE) is False
+    assert stats["offered"] == 5000
+    assert results.count(True) == stats["enqueued"]
+    assert results.count(False) == stats["dropped"] > 4000
+
+
+def test_the_callers_dict_can_change_right_after_offer() -> None:
+    tap = ShadowTap(_settings(sample_rate=1.0))
+    sent: list[bytes] = []
+    tap._produce = lambda topic, value, *rest: sent.append(value)
+    features = {"amount": 10.0, "pan": "4111111111111111"}
+    assert tap.offer("m-1", features, LIVE, 5)
+    features["amount"] = 999.0  # the caller reuses its dict at once
+    deadline = time.monotonic() + 5
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.005)
+    tap.close(0.1)
+    envelope = decode(sent[0], key=b"m-1")
+    assert envelope.features == {"amount": 10.0}  # and the PAN was dropped by the sender
+    assert envelope.event_time == 5
+
+
+def test_closed_tap_drops_and_closing_twice_is_harmless() -> None:
+    tap = ShadowTap(_settings(sample_rate=1.0))
+    assert tap.close(0.1) == 0
+    assert tap.offer("late", {"a": 1}, LIVE) is False
     assert tap.stats()["dropped"] == 1
-    assert tap.close() == 0  # closing twice is harmless
-
-
-def test_offer_returns_at_once_when_the_queue_is_full() -> None:
-    with ShadowTap(_settings(queue_max_messages=5)) as tap:
-        ids = _ids(True, 2000)
-        started = time.monotonic()
-        for txn_id in ids:
-            tap.offer(txn_id, {"amount": 3.0}, LIVE)
-        elapsed = time.monotonic() - started
-        stats = tap.stats()
-        tap.close(0.1)
-    assert stats["dropped"] == 1995
-    assert elapsed < 2.0  # 2,000 offers; a blocking produce would wait seconds per call
-
-
-def test_a_full_queue_is_retried_after_a_pause() -> None:
-    with ShadowTap(_settings(sample_rate=1.0, queue_max_messages=1)) as tap:
-        assert tap.offer("first", {}, LIVE)
-        assert not tap.offer("second", {}, LIVE)  # refused by the queue
-        assert not tap.offer("third", {}, LIVE)  # dropped without encoding: queue still full
-        time.sleep(0.05)
-        tap._producer.purge()  # make room, as a returning broker would
-        deadline = time.monotonic() + 5
-        while tap.stats()["in_flight"] and time.monotonic() < deadline:
-            time.sleep(0.01)  # the purge report is served by the tap's poll thread
-        assert tap.offer("fourth", {}, LIVE)
-        stats = tap.stats()
-        tap.close(0.1)
-    assert stats["enqueued"] == 2
-    assert stats["dropped"] == 2
-
-
-def test_rate_one_mirrors_everything() -> None:
-    with ShadowTap(_settings(sample_rate=1.0)) as tap:
-        assert all(tap.offer(f"x-{i}", {}, LIVE) for i in range(50))
-        assert tap.stats()["sampled_out"] == 0
-        tap.close(0.1)
+    assert tap.close() == 0
 
 
 def test_missing_hmac_key_fails_at_startup() -> None:
     with pytest.raises(ConfigError):
         ShadowTap(_settings(hmac_fields=("pan",)))
-
-
-def test_producer_config_is_safe_and_overridable() -> None:
-    settings = _settings(linger_ms=7, producer_config={"batch.num.messages": "500"})
-    config = tap_producer_config(settings, {"acks": "1"})
-    assert config["enable.idempotence"] is True
-    assert config["linger.ms"] == 7
-    assert config["compression.type"] == "lz4"
-    assert config["queue.buffering.max.messages"] == 100_000
-    assert config["batch.num.messages"] == "500"
-    assert config["acks"] == "1"
-    assert tap_producer_config(settings)["acks"] == "all"
-
-
-def test_an_unknown_producer_property_is_a_config_error() -> None:
-    with pytest.raises(ConfigError) as caught:
-        ShadowTap(_settings(producer_config={"no.such.property": "1"}))
-    assert caught.value.key == "tap.producer_config"

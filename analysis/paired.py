@@ -48,30 +48,28 @@ class PairedWindow:
     def arrays(self) -> dict[str, Any]:
         """Every per-row column the metrics need, fetched in ONE query so they stay aligned:
         scores s_*, latencies l_*, label/amount, a 64-bit hash of txn_id (`keys`, an
-        order-free identity for sampling) and segment codes seg_<i> (0 = no value)."""
-        con = self.con
+        order-free identity for sampling) and segment codes seg_<i> (0 = no value). DuckDB
+        writes NaN for NULL, so numpy gets plain arrays (no masked-array copies)."""
         n = len(self.candidates)
         names = ["s_live", "l_live"] + [f"{p}_{i}" for i in range(n) for p in ("s", "l")]
-        select = list(names)
+        select = [f"coalesce({c}, 'NaN'::{_float_type(c)}) AS {c}" for c in names]
         if self.has_labels:
-            select += ["label", "amount", "hash(txn_id) AS keys"]
-        segment_names = {}
-        for i, feature in enumerate(self.segments):
-            segment_names[f"seg_{i}"] = self.segment_names[feature]
-            select.append(f"coalesce(seg_{i}, 0) AS seg_{i}")
-        raw = con.sql(f"SELECT {', '.join(select)} FROM paired").fetchnumpy()
-        out: dict[str, Any] = {}
-        for name, values in raw.items():
-            if name == "keys":
-                out[name] = np.asarray(values, dtype=np.uint64)
-            elif name in segment_names:
-                codes = np.asarray(values, dtype=compact(len(segment_names[name])))
-                out[name] = (codes, segment_names[name])
-            elif name.startswith("l_"):  # float32 as stored: sorts twice as fast
-                out[name] = np.ma.filled(np.ma.asarray(values, dtype=np.float32), np.nan)
-            else:
-                out[name] = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
+            select += ["coalesce(label, 'NaN'::DOUBLE) AS label"]
+            select += ["coalesce(amount, 'NaN'::DOUBLE) AS amount", "hash(txn_id) AS keys"]
+        values = {f"seg_{i}": self.segment_names[f] for i, f in enumerate(self.segments)}
+        for column, names_of in values.items():
+            kind = _INTEGER[compact(len(names_of))]
+            select.append(f"coalesce({column}, 0)::{kind} AS {column}")
+        raw = self.con.sql(f"SELECT {', '.join(select)} FROM paired").fetchnumpy()
+        out: dict[str, Any] = {column: np.asarray(array) for column, array in raw.items()}
+        for column, names_of in values.items():
+            out[column] = (out[column], names_of)
         return out
+
+
+def _float_type(column: str) -> str:
+    """Latencies stay FLOAT (float32) as stored: they sort twice as fast."""
+    return "FLOAT" if column.startswith("l_") else "DOUBLE"
 
 
 def compact(segments: int) -> type:
@@ -80,6 +78,9 @@ def compact(segments: int) -> type:
     if segments < 2**7:
         return np.int8
     return np.int16 if segments < 2**15 else np.int32
+
+
+_INTEGER = {np.int8: "TINYINT", np.int16: "SMALLINT", np.int32: "INTEGER"}
 
 
 def models_in_window(con: duckdb.DuckDBPyConnection, where: str, params: dict) -> dict[str, str]:
@@ -131,8 +132,8 @@ def _pairs_sql(candidates: list[str], where: str) -> str:
     key = f"CASE WHEN role = {quote(ROLE_LIVE)} THEN 0"
     key += "".join(f" WHEN model_id = {quote(m)} THEN {i + 1}" for i, m in enumerate(candidates))
     rows = (
-        f"SELECT txn_id, event_time, ({key} END)::TINYINT AS k, score, latency_us "
-        f"FROM predictions WHERE {where}"
+        f"SELECT txn_id, event_time, ({key} END)::TINYINT AS k, score, "
+        f"coalesce(score, {_NONE}) AS marked, latency_us FROM predictions WHERE {where}"
     )
     grouped = f"SELECT txn_id, {_pivot(candidates)} FROM ({rows}) GROUP BY txn_id"
     if not candidates:
@@ -177,8 +178,9 @@ _LABEL_TIME = "coalesce(label_time, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
 
 def _pivot(candidates: list[str]) -> str:
     """One FILTER aggregate per model and column on the integer key k: dedupe and pairing in
-    one GROUP BY. A row without a score counts as -inf, so max() is NULL only for a model
-    that did not see the transaction and -inf only when none of its rows has a score."""
+    one GROUP BY. A row without a score counts as -inf (`marked`, computed once per row for
+    every candidate), so max() is NULL only for a model that did not see the transaction and
+    -inf only when none of its rows has a score."""
     aggregates = [
         "min(event_time) AS event_time",
         "max(score) FILTER (WHERE k = 0) AS s_live",
@@ -186,7 +188,7 @@ def _pivot(candidates: list[str]) -> str:
     ]
     for i in range(len(candidates)):
         aggregates += [
-            f"max(coalesce(score, {_NONE})) FILTER (WHERE k = {i + 1}) AS s_{i}",
+            f"max(marked) FILTER (WHERE k = {i + 1}) AS s_{i}",
             f"any_value(latency_us) FILTER (WHERE k = {i + 1}) AS l_{i}",
         ]
     return ",\n  ".join(aggregates)

@@ -113,6 +113,8 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     con = duckdb.connect(":memory:")
+    # an analysis reads the same objects in several queries: parse each footer once
+    con.execute("SET parquet_metadata_cache = true")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con

@@ -83,10 +83,12 @@ def compact(segments: int) -> type:
 _INTEGER = {np.int8: "TINYINT", np.int16: "SMALLINT", np.int32: "INTEGER"}
 
 
-def models_in_window(con: duckdb.DuckDBPyConnection, where: str, params: dict) -> dict[str, str]:
-    """model_id -> role of every model with rows in the window."""
+def models_in_window(
+    con: duckdb.DuckDBPyConnection, where: str, params: dict
+) -> list[tuple[str, str]]:
+    """Every (model_id, role) with rows in the window."""
     sql = f"SELECT DISTINCT model_id, role FROM predictions WHERE {where}"
-    return {str(m): str(r) for m, r in con.sql(sql, params=params).fetchall()}
+    return [(str(m), str(r)) for m, r in con.sql(sql, params=params).fetchall()]
 
 
 def build(
@@ -101,7 +103,8 @@ def build(
     if not register(con, "predictions", open_dataset(store, PREDICTIONS, start, end)):
         return PairedWindow(con, list(candidates or []), [], 0)
     where, params = window_sql(start, end)
-    found = models_in_window(con, where, params)
+    roles = models_in_window(con, where, params)
+    found = dict(roles)
     live_models = sorted(m for m, role in found.items() if role == ROLE_LIVE)
     if candidates is None:
         candidates = sorted(m for m, role in found.items() if role != ROLE_LIVE)
@@ -114,7 +117,9 @@ def build(
         select += "".join(f", s.seg_{i}" for i in range(len(segments)))
         select += ", s.label, s.amount" if has_labels else ""
         joins = f" LEFT JOIN ({side}) s USING (txn_id)"
-    sql = f"CREATE OR REPLACE TEMP TABLE paired AS WITH p AS ({_pairs_sql(candidates, where)}) "
+    live = live_models if len(roles) == len(found) else None  # one role per model
+    pairs = _pairs_sql(candidates, where, live)
+    sql = f"CREATE OR REPLACE TEMP TABLE paired AS WITH p AS ({pairs}) "
     # row order is irrelevant while building (~25 % faster); every per-row read afterwards is
     # one query (PairedWindow.arrays), so the columns stay aligned with each other
     con.execute("SET preserve_insertion_order = false")
@@ -126,19 +131,29 @@ def build(
     )
 
 
-def _pairs_sql(candidates: list[str], where: str) -> str:
+def _pairs_sql(candidates: list[str], where: str, live: list[str] | None = None) -> str:
     """Dedupe and pairing in ONE hash aggregate on txn_id. Each row gets a small integer model
     key first, so the FILTER aggregates compare integers, not strings."""
-    key = f"CASE WHEN role = {quote(ROLE_LIVE)} THEN 0"
-    key += "".join(f" WHEN model_id = {quote(m)} THEN {i + 1}" for i, m in enumerate(candidates))
     rows = (
-        f"SELECT txn_id, event_time, ({key} END)::TINYINT AS k, score, "
+        f"SELECT txn_id, event_time, ({_model_key(candidates, live)})::TINYINT AS k, score, "
         f"coalesce(score, {_NONE}) AS marked, latency_us FROM predictions WHERE {where}"
     )
     grouped = f"SELECT txn_id, {_pivot(candidates)} FROM ({rows}) GROUP BY txn_id"
     if not candidates:
         return grouped
     return f"SELECT * REPLACE ({_unmark(candidates)}), {_seen(candidates)} FROM ({grouped})"
+
+
+def _model_key(candidates: list[str], live: list[str] | None) -> str:
+    """0 for a live row, i + 1 for candidate i's rows, NULL for other models. `live`: the
+    live model ids when each model has one role in the window, so the rows are told apart
+    by model_id alone and the scan skips the role column; None: by the role column."""
+    if live is None:
+        whens = [f"WHEN role = {quote(ROLE_LIVE)} THEN 0"]
+    else:
+        whens = [f"WHEN model_id IN ({', '.join(quote(m) for m in live)}) THEN 0"] if live else []
+    whens += [f"WHEN model_id = {quote(m)} THEN {i + 1}" for i, m in enumerate(candidates)]
+    return f"CASE {' '.join(whens)} END" if whens else "NULL"
 
 
 def _side_sql(segments: dict[str, list[str]], where: str, labels: bool) -> str | None:

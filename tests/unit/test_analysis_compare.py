@@ -140,6 +140,30 @@ def test_a_failed_replay_does_not_turn_a_scored_transaction_into_an_error(tmp_pa
     assert entry["distribution"]["candidate_quantiles"]["mean"] == pytest.approx(cand.mean())
 
 
+def test_a_model_promoted_inside_the_window_is_paired_by_role(tmp_path: Path) -> None:
+    """b@1 is a candidate for the first half and the live model for the second: its live rows
+    are live scores, its candidate rows pair with a@1's live scores (model_id alone cannot
+    tell them apart)."""
+    sc = scenario(2000, seed=10, hours=1)
+    store = LocalStore(tmp_path)
+    first, second = slice(0, 1000), slice(1000, 2000)
+    cand = sc.candidate(0.5)
+    before = [
+        ModelScores("a@1", sc.live[first], role=ROLE_LIVE),
+        ModelScores("b@1", cand[first]),
+    ]
+    write_predictions(store, sc.ids[first], sc.event_time_ms[first], before)
+    after = [ModelScores("b@1", sc.live[second], role=ROLE_LIVE)]
+    write_predictions(store, sc.ids[second], sc.event_time_ms[second], after, topic="later")
+    window = (DAY0, DAY0 + dt.timedelta(days=1))
+    body = Comparison(store, *window, ["b@1"], SETTINGS).run()
+    assert body["transactions"] == 2000
+    entry = body["candidates"]["b@1"]
+    assert (entry["scored_rows"], entry["transactions"]) == (1000, 1000)
+    quantiles = entry["distribution"]["live_quantiles"]
+    assert quantiles["mean"] == pytest.approx(sc.live[first].mean())
+
+
 def test_explicit_candidates_and_an_empty_window(world) -> None:
     _, store, _, _, _ = world
     later = DAY0 + dt.timedelta(days=3)

@@ -8,12 +8,41 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from analysis.labelled import LabelledWindow, point_metrics
-from analysis.metrics import Sorted, agreement, distribution, ks_sorted, psi, wasserstein_sorted
+from analysis.metrics import (
+    Sorted,
+    agreement,
+    argsort,
+    distribution,
+    ks_sorted,
+    psi,
+    wasserstein_sorted,
+)
 
 
 @pytest.fixture(scope="module")
 def rng() -> np.random.Generator:
     return np.random.default_rng(11)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(1).beta(1, 20, 100_000),  # scores
+        np.random.default_rng(2).normal(0, 1, 50_000),  # negatives
+        np.round(np.random.default_rng(3).random(50_000), 3),  # heavy ties
+        0.5 + np.random.default_rng(4).integers(0, 50, 20_000) * 1e-16,  # below the kept bits
+        np.r_[np.arange(20_000) * 1e-3, np.arange(0, 20_000, 100) * 1e-3 - 1e-12],  # a few
+        np.array([0.0, -0.0, 1e-300, -1e-300, 0.0]),
+        np.array([0.3]),
+        np.array([]),
+        np.array([0.2, np.nan, 0.1, np.inf]),
+    ],
+)
+def test_argsort_sorts_like_numpy(values: np.ndarray) -> None:
+    order, ordered = argsort(values)
+    assert np.array_equal(np.sort(order), np.arange(len(values)))  # a permutation
+    assert np.array_equal(values[order], ordered, equal_nan=True)
+    assert np.array_equal(ordered, np.sort(values), equal_nan=True)
 
 
 @pytest.mark.parametrize("n", [800, 40_000])

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from analysis.metrics import sorted_quantiles
 from analysis.paired import PairedWindow
 
 LATENCY_POINTS = (0.5, 0.95, 0.99, 0.999)
@@ -41,31 +40,66 @@ def coverage(paired: PairedWindow) -> list[dict[str, float]]:
 
 def latency(arrays: dict[str, Any], columns: list[str]) -> dict[str, dict[str, Any]]:
     """Latency distribution (ms) of every model column l_live, l_0...: mean, p50..p99.9, std,
-    max and a quantile curve for the CDF plot. numpy sorts: DuckDB's exact quantile_cont with
-    a list of 100 points was several times slower on 2.5 M rows."""
+    max and a quantile curve for the CDF plot. Exact quantiles from the ~200 order statistics
+    they need (`order_statistics`), not a sort: DuckDB's exact quantile_cont with a list of 100
+    points was several times slower on 2.5 M rows, and a float32 sort about 4x slower."""
     points = sorted(set(LATENCY_POINTS) | {round(q, 3) for q in CURVE_POINTS})
     out = {}
     for column in columns:
         values = arrays[column]
-        ordered = np.sort(values[np.isfinite(values)])  # float32 sort, then exact widening
-        out[column] = _latency_stats(ordered.astype(np.float64) / 1000, points)
+        out[column] = _latency_stats(values[np.isfinite(values)], points)
     return out
 
 
 def _latency_stats(values: np.ndarray, points: list[float]) -> dict[str, Any]:
-    if not len(values):
+    """The figures of finite float32 latencies (us), in ms. Quantiles interpolate linearly
+    between order statistics, as np.quantile and DuckDB's quantile_cont do."""
+    n = len(values)
+    if not n:
         return {"count": 0.0}
-    curve = sorted_quantiles(values, points)  # linear interpolation, as DuckDB's quantile_cont
+    position = np.asarray(points, dtype=np.float64) * (n - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, n - 1)
+    ranks = np.unique(np.r_[low, high, n - 1])
+    ranked = order_statistics(values, ranks).astype(np.float64) / 1000  # exact widening
+    at_low, at_high = ranked[np.searchsorted(ranks, low)], ranked[np.searchsorted(ranks, high)]
+    curve = at_low + (at_high - at_low) * (position - low)
     at = dict(zip(points, curve.tolist(), strict=True))
+    ms = values.astype(np.float64) / 1000
     stats: dict[str, Any] = {
-        "count": float(len(values)),
-        "mean": float(values.mean()),
-        "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-        "max": float(values[-1]),
+        "count": float(n),
+        "mean": float(ms.mean()),
+        "std": float(ms.std(ddof=1)) if n > 1 else 0.0,
+        "max": float(ranked[-1]),
     }
     stats.update({f"p{_label(q)}": at[q] for q in LATENCY_POINTS})
     stats["curve"] = {"q": points, "ms": curve.tolist()}
     return stats
+
+
+_SHIFT = 12  # buckets of the top 20 bits: ~2,000 per octave of latency
+_BUCKETS = 1 << (32 - _SHIFT)
+
+
+def order_statistics(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """np.sort(values)[ranks] for finite float32 values, without sorting them all: a
+    histogram of the top 20 bits of order-preserving keys tells each rank's bucket, and only
+    the elements of those buckets are sorted."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    key = bits ^ ((bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF) | np.uint32(0x80000000))
+    bucket = key >> np.uint32(_SHIFT)
+    counts = np.bincount(bucket, minlength=_BUCKETS)
+    ends = np.cumsum(counts)
+    at = np.searchsorted(ends, ranks, side="right")
+    need = np.zeros(_BUCKETS, dtype=bool)
+    need[at] = True
+    chosen = np.sort(key[need[bucket]])
+    kept = np.where(need, counts, 0)
+    index = (np.cumsum(kept) - kept)[at] + (ranks - (ends[at] - counts[at]))
+    found = chosen[index]
+    positive = found >> np.uint32(31)  # 1 where the value was >= +0.0
+    found ^= positive * np.uint32(0x80000000) | (1 - positive) * np.uint32(0xFFFFFFFF)
+    return found.view(np.float32)
 
 
 def _label(q: float) -> str:

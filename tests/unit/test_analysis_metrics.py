@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from analysis.aggregates import order_statistics
 from analysis.labelled import LabelledWindow, point_metrics
 from analysis.metrics import (
     Sorted,
@@ -43,6 +44,23 @@ def test_argsort_sorts_like_numpy(values: np.ndarray) -> None:
     assert np.array_equal(np.sort(order), np.arange(len(values)))  # a permutation
     assert np.array_equal(values[order], ordered, equal_nan=True)
     assert np.array_equal(ordered, np.sort(values), equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(1).gamma(2.0, 400.0, 200_000),  # latencies
+        np.full(5000, 3.5),  # one batch time shared by every row
+        np.round(np.random.default_rng(2).random(30_000) * 10),  # ties
+        np.random.default_rng(3).normal(0, 5, 10_001),  # negatives
+        np.array([0.0, -0.0, 1e-30, -1e-30, 2.0]),
+        np.array([7.0]),
+    ],
+)
+def test_order_statistics_are_the_sorted_values(values: np.ndarray) -> None:
+    values = values.astype(np.float32)
+    ranks = np.unique(np.r_[0, np.linspace(0, len(values) - 1, 300).astype(int), len(values) - 1])
+    assert np.array_equal(order_statistics(values, ranks), np.sort(values)[ranks])
 
 
 @pytest.mark.parametrize("n", [800, 40_000])

@@ -74,10 +74,11 @@ class ShadowTap(InlineTap):
                 next(self._dropped)
                 return False
             when = time.time_ns() // 1_000_000 if event_time is None else event_time
-            self._pending.append((txn_id, features.copy(), live, when))
+            record = (txn_id, features.copy(), live, when)
         except Exception as exc:  # noqa: BLE001 - the live service must never see our failure
             return self._reject(exc)
-        next(self._handed)
+        next(self._handed)  # before the sender can see it, so enqueued never reads negative
+        self._pending.append(record)
         return True
 
     def stats(self) -> dict[str, int]:
@@ -85,9 +86,10 @@ class ShadowTap(InlineTap):
         enqueued == delivered + failed + in_flight (in the hand-off or the producer queue)."""
         # read what moves a record out of a state before what moves it in: a record moving
         # meanwhile is then briefly missing from a later state, never counted twice
-        unsendable = read_count(self._unsendable)
         sampled_out, dropped = read_count(self._sampled_out), read_count(self._dropped)
-        rejected, handed = read_count(self._rejected), read_count(self._handed)
+        rejected = read_count(self._rejected)
+        unsendable = read_count(self._unsendable)
+        handed = read_count(self._handed)
         sent = read_count(self._sent)
         queued = len(self._producer)
         failed = read_count(self._failed) + read_count(self._unsent)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.ordering import order_statistics
 from analysis.paired import PairedWindow
 
 LATENCY_POINTS = (0.5, 0.95, 0.99, 0.999)
@@ -75,31 +76,6 @@ def _latency_stats(values: np.ndarray, points: list[float]) -> dict[str, Any]:
     stats.update({f"p{_label(q)}": at[q] for q in LATENCY_POINTS})
     stats["curve"] = {"q": points, "ms": curve.tolist()}
     return stats
-
-
-_SHIFT = 12  # buckets of the top 20 bits: ~2,000 per octave of latency
-_BUCKETS = 1 << (32 - _SHIFT)
-
-
-def order_statistics(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """np.sort(values)[ranks] for finite float32 values, without sorting them all: a
-    histogram of the top 20 bits of order-preserving keys tells each rank's bucket, and only
-    the elements of those buckets are sorted."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    key = bits ^ ((bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF) | np.uint32(0x80000000))
-    bucket = key >> np.uint32(_SHIFT)
-    counts = np.bincount(bucket, minlength=_BUCKETS)
-    ends = np.cumsum(counts)
-    at = np.searchsorted(ends, ranks, side="right")
-    need = np.zeros(_BUCKETS, dtype=bool)
-    need[at] = True
-    chosen = np.sort(key[need[bucket]])
-    kept = np.where(need, counts, 0)
-    index = (np.cumsum(kept) - kept)[at] + (ranks - (ends[at] - counts[at]))
-    found = chosen[index]
-    positive = found >> np.uint32(31)  # 1 where the value was >= +0.0
-    found ^= positive * np.uint32(0x80000000) | (1 - positive) * np.uint32(0xFFFFFFFF)
-    return found.view(np.float32)
 
 
 def _label(q: float) -> str:

@@ -11,6 +11,8 @@ import functools
 
 import numpy as np
 
+from analysis.ordering import argsort
+
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 PSI_BINS = 10
 QQ_POINTS = np.linspace(0.01, 0.99, 99)
@@ -36,51 +38,6 @@ class Sorted:
         ranks = np.empty(n, dtype=np.float64)
         ranks[self.order] = average[group]
         return ranks
-
-
-_SIGN = np.uint64(1 << 63)
-
-
-def argsort(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """An argsort of float64 values (ties in any order) and the values in that order.
-
-    Finite values are sorted as one array of 64-bit keys, the value's order-preserving bits
-    above and the row number below (numpy sorts integers with SIMD, about 1.5x faster than
-    an argsort); the few rows whose values share the kept bits are then re-sorted by value.
-    """
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    n = len(values)
-    bits = max(1, (n - 1).bit_length())
-    if bits > 32 or not np.isfinite(values).all():
-        return _plain_argsort(values)
-    raw = values.view(np.uint64)
-    key = raw ^ ((raw >> np.uint64(63)) * np.uint64(2**63 - 1) | _SIGN)  # negatives reversed
-    low = np.uint64((1 << bits) - 1)
-    key &= ~low
-    key |= np.arange(n, dtype=np.uint64)
-    key.sort()
-    order = (key & low).astype(np.intp)
-    ordered = values[order]
-    wrong = np.flatnonzero(ordered[1:] < ordered[:-1])
-    if len(wrong) > n // 64:  # values crowded below the kept bits: a plain argsort is cheaper
-        return _plain_argsort(values)
-    if len(wrong):
-        _resort(key >> np.uint64(bits), wrong, order, ordered)
-    return order, ordered
-
-
-def _plain_argsort(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(values)
-    return order, values[order]
-
-
-def _resort(kept: np.ndarray, wrong: np.ndarray, order: np.ndarray, ordered: np.ndarray) -> None:
-    """Sort by value, in place, the runs of equal kept bits that hold an inversion."""
-    run = np.cumsum(np.r_[True, kept[1:] != kept[:-1]]) - 1
-    rows = np.flatnonzero(np.isin(run, run[wrong]))
-    fix = np.lexsort((ordered[rows], run[rows]))
-    order[rows] = order[rows][fix]
-    ordered[rows] = ordered[rows][fix]
 
 
 def sorted_quantiles(values: np.ndarray, points) -> np.ndarray:
@@ -161,17 +118,36 @@ def ks_sorted(a: np.ndarray, b: np.ndarray, gap: np.ndarray | None = None) -> tu
     return d, p
 
 
+_BLOCK = 1 << 16
+
+
 def _ks_equal(a: np.ndarray, b: np.ndarray) -> float:
-    """sup |F_a - F_b| of two sorted samples of the same size: a stable argsort of the two
-    sorted runs is a linear merge; the running count difference is read at the last value of
-    each tie group (integers, so the statistic is exact)."""
+    """sup |F_a - F_b| of two sorted samples of the same size, block by block of value: the
+    blocks end at the same values in both runs (so no tie group is split) and hold at most
+    ~65k values of each, so every temporary stays small (big ones cost page faults). In a
+    block a stable argsort of the two runs is a linear merge; the running count difference is
+    read at the last value of each tie group (integers, so the statistic is exact)."""
+    n = len(a)
+    cuts = np.sort(np.r_[a[_BLOCK - 1 :: _BLOCK], b[_BLOCK - 1 :: _BLOCK]])
+    in_a = np.r_[0, np.searchsorted(a, cuts, side="right"), n]
+    in_b = np.r_[0, np.searchsorted(b, cuts, side="right"), n]
+    best = 0
+    for lo_a, hi_a, lo_b, hi_b in zip(in_a[:-1], in_a[1:], in_b[:-1], in_b[1:], strict=True):
+        if hi_a > lo_a or hi_b > lo_b:
+            best = max(best, _block_gap(a[lo_a:hi_a], b[lo_b:hi_b], int(lo_a - lo_b)))
+    return float(best / n)
+
+
+def _block_gap(a: np.ndarray, b: np.ndarray, base: int) -> int:
+    """max |#a<=v - #b<=v| over the values v of one block; `base`: the difference before it."""
     both = np.concatenate([a, b])
     merged = np.argsort(both, kind="stable")
     step = (merged < len(a)).view(np.int8) * np.int8(2) - np.int8(1)  # +1 from a, -1 from b
     gap = np.cumsum(step, dtype=np.int64)
+    gap += base
     values = both[merged]
     last = np.r_[values[1:] != values[:-1], True]
-    return float(np.max(np.abs(gap[last])) / len(a))
+    return int(np.abs(gap[last]).max())
 
 
 def wasserstein_sorted(a: np.ndarray, b: np.ndarray, merged: tuple | None = None) -> float:

@@ -7,17 +7,16 @@ import pytest
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from analysis.aggregates import order_statistics
 from analysis.labelled import LabelledWindow, point_metrics
 from analysis.metrics import (
     Sorted,
     agreement,
-    argsort,
     distribution,
     ks_sorted,
     psi,
     wasserstein_sorted,
 )
+from analysis.ordering import argsort, order_statistics
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +60,20 @@ def test_order_statistics_are_the_sorted_values(values: np.ndarray) -> None:
     values = values.astype(np.float32)
     ranks = np.unique(np.r_[0, np.linspace(0, len(values) - 1, 300).astype(int), len(values) - 1])
     assert np.array_equal(order_statistics(values, ranks), np.sort(values)[ranks])
+
+
+@pytest.mark.parametrize("decimals", [3, None])
+def test_ks_of_equal_sizes_matches_scipy_across_blocks(
+    rng: np.random.Generator, decimals: int | None
+) -> None:
+    """Paired samples have equal sizes; 300,000 values span several merge blocks."""
+    live, cand = rng.beta(2, 8, 300_000), rng.beta(2.05, 8, 300_000)
+    if decimals is not None:  # heavy ties across block edges
+        live, cand = np.round(live, decimals), np.round(cand, decimals)
+    ours = ks_sorted(np.sort(live), np.sort(cand))
+    ks = stats.ks_2samp(live, cand)
+    assert ours[0] == pytest.approx(ks.statistic, abs=1e-12)
+    assert ours[1] == pytest.approx(ks.pvalue, rel=1e-9, abs=1e-300)
 
 
 @pytest.mark.parametrize("n", [800, 40_000])

@@ -30,13 +30,13 @@ class Sorted:
     def ranks(self) -> np.ndarray:
         """Ranks 1..n, tied values sharing their average rank (scipy.stats.rankdata 'average')."""
         n = len(self.sorted)
-        starts = np.r_[True, self.sorted[1:] != self.sorted[:-1]]
-        group = np.cumsum(starts) - 1
-        first = np.flatnonzero(starts)
-        last = np.r_[first[1:], n] - 1
-        average = (first + last) / 2.0 + 1.0
         ranks = np.empty(n, dtype=np.float64)
-        ranks[self.order] = average[group]
+        first = np.flatnonzero(np.r_[True, self.sorted[1:] != self.sorted[:-1]])
+        if len(first) == n:  # no ties (continuous scores): rank = position
+            ranks[self.order] = np.arange(1.0, n + 1.0)
+            return ranks
+        size = np.diff(np.r_[first, n])
+        ranks[self.order] = np.repeat(first + (size + 1) / 2.0, size)
         return ranks
 
 

@@ -25,12 +25,16 @@ def argsort(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if bits > 32 or not np.isfinite(values).all():
         return _plain_argsort(values)
     raw = values.view(np.uint64)
-    key = raw ^ ((raw >> np.uint64(63)) * np.uint64(2**63 - 1) | _SIGN)  # negatives reversed
+    key = raw >> np.uint64(63)  # in-place steps: few big temporaries (each costs page faults)
+    key *= np.uint64(2**63 - 1)
+    key |= _SIGN
+    key ^= raw  # order-preserving: negatives reversed, the sign bit of positives set
     low = np.uint64((1 << bits) - 1)
     key &= ~low
-    key |= np.arange(n, dtype=np.uint64)
+    rows = np.arange(n, dtype=np.uint64)
+    key |= rows
     key.sort()
-    order = (key & low).astype(np.intp)
+    order = np.bitwise_and(key, low, out=rows).view(np.intp)  # row numbers < 2**32
     ordered = values[order]
     wrong = np.flatnonzero(ordered[1:] < ordered[:-1])
     if len(wrong) > n // 64:  # values crowded below the kept bits: a plain argsort is cheaper

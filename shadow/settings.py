@@ -65,9 +65,10 @@ class TapSettings(_Section):
     hmac_key: SecretStr | None = None
     """Key for hmac_fields; required (startup error) when hmac_fields is not empty."""
     queue_max_messages: int = Field(default=100_000, gt=0)
-    """librdkafka queue.buffering.max.messages: beyond it offers are dropped, never blocked."""
+    """librdkafka queue.buffering.max.messages. When full, ShadowTap's sender waits (offers are
+    dropped once tap.handoff_queue is full too); InlineTap drops at once. Nothing blocks offer()."""
     queue_max_kbytes: int = Field(default=65_536, gt=0)
-    """librdkafka queue.buffering.max.kbytes: memory bound of the queue, dropped beyond it."""
+    """librdkafka queue.buffering.max.kbytes: the memory bound of that queue, full as above."""
     delivery_timeout_ms: int = Field(default=120_000, gt=0)
     """librdkafka message.timeout.ms: a message the broker has not taken by then is failed."""
     linger_ms: float = Field(default=20, ge=0)

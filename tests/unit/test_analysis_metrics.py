@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from analysis.labelled import LabelledWindow, point_metrics
+from analysis.labelled import LabelledWindow, point_metrics, poisson_weights
 from analysis.metrics import (
     Sorted,
     agreement,
@@ -145,6 +145,17 @@ def test_labelled_point_metrics_match_scikit_learn_with_ties(rng: np.random.Gene
     assert ours["amount_recall"] == pytest.approx(
         amounts[top][labels[top] == 1].sum() / fraud_amount
     )
+
+
+def test_bootstrap_weights_are_poisson_one() -> None:
+    weights = poisson_weights(np.random.default_rng(5), (40, 50_000))
+    assert weights.dtype == np.float32 and weights.min() == 0
+    counts = np.bincount(weights.astype(np.int64).ravel())
+    observed = np.r_[counts[:7], counts[7:].sum()]
+    expected = np.r_[stats.poisson.pmf(np.arange(7), 1.0), stats.poisson.sf(6, 1.0)]
+    assert stats.chisquare(observed, expected * weights.size).pvalue > 1e-3
+    assert weights.mean() == pytest.approx(1.0, abs=0.003)
+    assert weights.var() == pytest.approx(1.0, abs=0.006)
 
 
 def test_random_model_has_auc_near_one_half_and_the_ci_covers_it(

@@ -88,8 +88,10 @@ class Comparison:
     def _measure(self, paired: pw.PairedWindow, result: dict[str, Any]) -> None:
         """Fill `result` for a window with transactions. numpy's sorts and scans release the
         GIL, so two pool threads do the numpy work while this thread asks DuckDB (which has
-        its own threads) for coverage and hours. The live side shared by the candidates and
-        every candidate's sort are made first, as separate tasks, then the candidates."""
+        its own threads) for coverage and hours. The work is cut in small tasks (live's ranks,
+        each sort, the live side shared by the candidates, then each candidate's scores,
+        labelled figures and segments) so both threads stay busy to the end; the pool is FIFO
+        and a task only waits for tasks submitted before it."""
         self.progress("aggregating coverage, latency and hours")
         result["segment_features"] = paired.segments
         data = paired.arrays()
@@ -99,71 +101,95 @@ class Comparison:
             result["labelled_transactions"] = int(np.sum(np.isfinite(data["label"])))
         count = len(paired.candidates)
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
-            # FIFO: every task a candidate waits for is submitted (and started) before it
-            live = pool.submit(self._live_side, data, 0, segments) if count else None
-            ahead = {i: pool.submit(_paired_sorted, data, i) for i in range(count)}
+            parts: list[list[Future]] = [[] for _ in range(count)]
+            if count:
+                ranked = pool.submit(self._live_ranked, data, 0)
+                ahead = [pool.submit(_paired_sorted, data, i) for i in range(count)]
+                shared = pool.submit(self._live_side, data, 0, segments, ranked)
             latency = pool.submit(aggregates.latency, data, columns)
-            measured = pool.map(
-                lambda i: self._candidate(data, i, segments, ahead[i], live), range(count)
-            )
+            for i in range(count):
+                parts[i].append(pool.submit(self._scored, data, ahead[i], ranked))
+            for i in range(count):
+                parts[i].append(pool.submit(self._truth, data, i, ahead[i], shared))
+            for i in range(count):
+                parts[i].append(pool.submit(self._sliced, data, segments, ahead[i], shared))
             counts = aggregates.coverage(paired)
             hours = aggregates.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
             self.progress(f"comparing {count} candidate(s)")
-            measured, latencies = list(measured), latency.result()
+            latencies = latency.result()
         result["live_latency_ms"] = latencies["l_live"]
-        for i, metrics in enumerate(measured):
-            entry = {**counts[i], "latency_ms": latencies[f"l_{i}"], "hours": hours[i], **metrics}
-            result["candidates"][paired.candidates[i]] = entry
+        for i, name in enumerate(paired.candidates):
+            entry = {**counts[i], "latency_ms": latencies[f"l_{i}"], "hours": hours[i]}
+            for part in parts[i]:
+                entry.update(part.result())
+            result["candidates"][name] = entry
 
-    def _candidate(
-        self,
-        data: dict,
-        i: int,
-        segments: dict,
-        ahead: Future | None = None,
-        live_side: Future | None = None,
-    ) -> dict[str, Any]:
-        """Every paired metric of candidate i (`ahead`: its scores sorted by another task,
-        `live_side`: the task making the live side, waited for so it is not made twice)."""
-        if live_side is not None:
-            live_side.result()
-        both, cand_sorted = _paired_sorted(data, i) if ahead is None else ahead.result()
+    def _pairing(self, data: dict, ahead: Future, wait: Future) -> tuple | None:
+        """Candidate's pairing mask, live's and its sorted scores on it (None: no pairs), once
+        `wait` (the task making what live shares) is done, so nothing is made twice."""
+        wait.result()
+        both, cand_sorted = ahead.result()
         if cand_sorted is None:
+            return None
+        return both, self._live_sorted(data["s_live"], both), cand_sorted
+
+    def _scored(self, data: dict, ahead: Future, ranked: Future) -> dict[str, Any]:
+        """Score distribution and agreement of a candidate."""
+        pairing = self._pairing(data, ahead, ranked)
+        if pairing is None:
             return {}
-        pick = _picker(both)
-        live_sorted = self._live_sorted(data["s_live"], both)
-        labels, amounts, keys = (pick(data[c]) if c in data else None for c in TRUTH_COLUMNS)
+        _, live, cand = pairing
         return {
-            "distribution": distribution(live_sorted, cand_sorted),
-            "agreement": agreement(live_sorted, cand_sorted, self.live_threshold),
-            "labelled": self._labelled(
-                live_sorted, cand_sorted, (labels, amounts, keys), f"c{i}", _mask_key(both)
-            ),
-            "segments": {
-                feature: segment_metrics(
-                    pick(codes),
-                    names,
-                    live_sorted,
-                    cand_sorted,
-                    labels,
-                    self.live_threshold,
-                    self.settings.min_segment_rows,
-                    self._cache.setdefault("segments", {}),
-                )
-                for feature, (codes, names) in segments.items()
-            },
+            "distribution": distribution(live, cand),
+            "agreement": agreement(live, cand, self.live_threshold),
         }
 
-    def _live_side(self, data: dict, i: int, segments: dict) -> None:
-        """The live side of candidate i's pairing, made ahead for every candidate paired on
-        the same rows: live's sort and ranks, its segment grouping, the bootstrap window and
-        live's labelled figures."""
+    def _truth(self, data: dict, i: int, ahead: Future, shared: Future) -> dict[str, Any]:
+        """Labelled figures of candidate i (None without labels)."""
+        pairing = self._pairing(data, ahead, shared)
+        if pairing is None:
+            return {}
+        both, live, cand = pairing
+        pick = _picker(both)
+        truth = tuple(pick(data[c]) if c in data else None for c in TRUTH_COLUMNS)
+        return {"labelled": self._labelled(live, cand, truth, f"c{i}", _mask_key(both))}
+
+    def _sliced(self, data: dict, segments: dict, ahead: Future, shared: Future) -> dict:
+        """Per-segment figures of a candidate."""
+        pairing = self._pairing(data, ahead, shared)
+        if pairing is None:
+            return {}
+        both, live, cand = pairing
+        pick = _picker(both)
+        labels = pick(data["label"]) if "label" in data else None
+        cache = self._cache.setdefault("segments", {})
+        threshold, min_rows = self.live_threshold, self.settings.min_segment_rows
+        return {
+            "segments": {
+                feature: segment_metrics(
+                    pick(codes), names, live, cand, labels, threshold, min_rows, cache
+                )
+                for feature, (codes, names) in segments.items()
+            }
+        }
+
+    def _live_ranked(self, data: dict, i: int) -> None:
+        """Live's scores on candidate i's pairing, sorted and ranked once for every candidate
+        paired on the same rows."""
+        both = np.isfinite(data["s_live"]) & np.isfinite(data[f"s_{i}"])
+        if both.any():
+            _ = self._live_sorted(data["s_live"], both).ranks
+
+    def _live_side(self, data: dict, i: int, segments: dict, ranked: Future) -> None:
+        """The rest of the live side of candidate i's pairing, made ahead for every candidate
+        paired on the same rows: live's segment grouping, the bootstrap window and live's
+        labelled figures (`ranked`: the task sorting live's scores)."""
+        ranked.result()
         both = np.isfinite(data["s_live"]) & np.isfinite(data[f"s_{i}"])
         if not both.any():
             return
         pick = _picker(both)
         live = self._live_sorted(data["s_live"], both)
-        _ = live.ranks
         for codes, names in segments.values():
             live_segments(self._cache.setdefault("segments", {}), live, pick(codes), names)
         if "label" in data:

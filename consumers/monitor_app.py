@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from consumers.monitor import FailHook, MonitorMetrics, ShadowMonitor, registry_fail_hook
+from consumers.monitor_auth import broker_credentials
 from consumers.publisher import ensure_predictions_topic
 from shadow.envelope import decode_prediction
 from shadow.errors import ConfigError, EnvelopeError
@@ -43,11 +44,6 @@ def predictions_topic(settings: Settings) -> str:
 def broker_urls(settings: Settings) -> list[str]:
     from shadow.clients import bootstrap_servers
 
-    if settings.kafka.security_protocol != "PLAINTEXT":
-        raise ConfigError(
-            "kafka.security_protocol",
-            "the monitor (faust/aiokafka) is wired for PLAINTEXT brokers only so far",
-        )
     return [f"kafka://{host.strip()}" for host in bootstrap_servers(settings.kafka).split(",")]
 
 
@@ -58,10 +54,12 @@ def build_app(settings: Settings, fail: FailHook | None = None) -> tuple[faust.A
     conf = settings.monitor
     topic_name = predictions_topic(settings)
     brokers = broker_urls(settings)
+    credentials = broker_credentials(settings.kafka)
     partitions = ensure_predictions_topic(settings, topic_name)
     app = faust.App(
         conf.app_id,
         broker=brokers,
+        broker_credentials=credentials,
         store="memory://",
         datadir=str(conf.data_dir),
         web_port=conf.web_port,

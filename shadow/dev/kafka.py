@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+from shadow.dev.kafka_files import LOG4J, POM, server_properties
 from shadow.dev.process import (
     ServiceState,
     free_port,
@@ -30,58 +31,23 @@ logger = logging.getLogger(__name__)
 LOG4J_VERSION = "2.24.3"
 HEAP = ["-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1"]
 
-_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>shadow.dev</groupId><artifactId>kafka-broker</artifactId><version>1</version>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
-      <version>{version}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
-      <version>{log4j}</version></dependency>
-  </dependencies>
-</project>
-"""
-
-_LOG4J = """rootLogger.level=INFO
-rootLogger.appenderRef.f.ref=F
-appender.f.type=File
-appender.f.name=F
-appender.f.fileName={log}
-appender.f.layout.type=PatternLayout
-appender.f.layout.pattern=[%d] %p %m (%c)%n
-logger.kafka.name=kafka
-logger.kafka.level=WARN
-logger.state.name=state.change.logger
-logger.state.level=WARN
-"""
-
-_SERVER = """process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs={logs}
-num.partitions=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
-log.retention.hours=24
-"""
-
 
 class LocalKafka:
-    """One broker+controller on 127.0.0.1, its jars cached once, its state in ``run_dir``."""
+    """One broker+controller on 127.0.0.1, its jars cached once, its state in ``run_dir``.
 
-    def __init__(self, version: str, home: Path, run_dir: Path | None = None) -> None:
+    With ``sasl_users`` ({user: password}) it also listens for SASL_PLAINTEXT clients (PLAIN)
+    on a second port, ``sasl_bootstrap()``: a loopback stand-in for a secured cluster.
+    """
+
+    def __init__(
+        self,
+        version: str,
+        home: Path,
+        run_dir: Path | None = None,
+        sasl_users: dict[str, str] | None = None,
+    ) -> None:
         self.version = version
+        self.sasl_users = dict(sasl_users or {})
         self.libs = home / f"kafka-{version}" / "libs"
         self.run_dir = run_dir or home / "run" / "kafka"
         self.state_file = self.run_dir / "state.json"
@@ -104,7 +70,8 @@ class LocalKafka:
         self.ensure_jars()
         port = port or free_port()
         controller = free_port()
-        config = self._write_config(port, controller)
+        sasl_port = free_port() if self.sasl_users else 0
+        config = self._write_config(port, controller, sasl_port)
         self._format(java, config)
         argv = [
             java,
@@ -116,11 +83,18 @@ class LocalKafka:
             str(config),
         ]
         pid = spawn(argv, self.run_dir / "stdout.log")
-        write_state(self.state_file, {"pid": pid, "port": port, "version": self.version})
+        state = {"pid": pid, "port": port, "version": self.version, "sasl_port": sasl_port}
+        write_state(self.state_file, state)
         bootstrap = f"127.0.0.1:{port}"
         wait_until(lambda: broker_answers(bootstrap), pid, timeout, "kafka", self.log_file)
         logger.info("kafka %s ready at %s (pid %d)", self.version, bootstrap, pid)
         return ServiceState(True, bootstrap, pid)
+
+    def sasl_bootstrap(self) -> str:
+        """host:port of the SASL_PLAINTEXT listener ("" without sasl_users)."""
+        state = read_state(self.state_file) or {}
+        port = int(state.get("sasl_port", 0) or 0)  # type: ignore[call-overload]
+        return f"127.0.0.1:{port}" if port else ""
 
     def stop(self, grace: float = 20.0) -> None:
         """SIGTERM, SIGKILL after `grace` seconds, then remove the broker's state."""
@@ -164,7 +138,7 @@ class LocalKafka:
             )
         work = self.libs.parent / f".resolve-{uuid.uuid4().hex[:8]}"
         work.mkdir(parents=True)
-        (work / "pom.xml").write_text(_POM.format(version=self.version, log4j=LOG4J_VERSION))
+        (work / "pom.xml").write_text(POM.format(version=self.version, log4j=LOG4J_VERSION))
         cmd = [
             mvn,
             "-q",
@@ -186,13 +160,13 @@ class LocalKafka:
         shutil.rmtree(work, ignore_errors=True)
         return self.libs
 
-    def _write_config(self, port: int, controller: int) -> Path:
+    def _write_config(self, port: int, controller: int, sasl_port: int = 0) -> Path:
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir.mkdir(parents=True)
-        (self.run_dir / "log4j2.properties").write_text(_LOG4J.format(log=self.log_file))
+        (self.run_dir / "log4j2.properties").write_text(LOG4J.format(log=self.log_file))
         config = self.run_dir / "server.properties"
         logs = self.run_dir / "data"
-        config.write_text(_SERVER.format(port=port, controller=controller, logs=logs))
+        config.write_text(server_properties(port, controller, logs, sasl_port, self.sasl_users))
         return config
 
     def _jvm_props(self) -> list[str]:

@@ -25,6 +25,8 @@ from shadow.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
 
+SASL_USERS = {"shadow": "shadow-test-secret"}
+"""Accounts of the session broker's SASL_PLAINTEXT listener (PLAIN)."""
 S3_KEY = "testing"
 S3_SECRET = "testing"  # moto accepts any credentials
 
@@ -46,7 +48,8 @@ def local_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka
         yield None
         return
     defaults = Settings().kafka
-    kafka = LocalKafka(defaults.dev_version, defaults.dev_home, tmp_path_factory.mktemp("kafka"))
+    run_dir = tmp_path_factory.mktemp("kafka")
+    kafka = LocalKafka(defaults.dev_version, defaults.dev_home, run_dir, sasl_users=SASL_USERS)
     kafka.start()
     yield kafka
     kafka.stop()

@@ -31,6 +31,8 @@ def point_metrics(
 def sorted_metrics(s: np.ndarray, labels: np.ndarray, a: np.ndarray, rate: float) -> dict:
     """The labelled metrics of scores already sorted in DESCENDING order (labels, amounts
     aligned with them)."""
+    if _distinct(s):
+        return _distinct_metrics(labels, a, rate)
     y = labels.astype(np.float64)
     ends, tp, fp = _curve(s, y)
     pos, neg = tp[-1], fp[-1]
@@ -49,6 +51,36 @@ def sorted_metrics(s: np.ndarray, labels: np.ndarray, a: np.ndarray, rate: float
     }
 
 
+def _distinct(s: np.ndarray) -> bool:
+    return len(s) > 1 and not np.any(s[1:] == s[:-1])
+
+
+def _distinct_metrics(labels: np.ndarray, a: np.ndarray, rate: float) -> dict:
+    """sorted_metrics when no two scores tie: every row is a point of the curve, so each
+    figure follows from the positions of the positives alone (no per-row curve arrays)."""
+    n, hits = len(labels), np.flatnonzero(labels)  # the positives' rows, riskiest first
+    pos, neg = len(hits), len(labels) - len(hits)
+    if pos == 0 or neg == 0:
+        return {name: float("nan") for name in METRICS}
+    caught = int(np.searchsorted(hits, _top_k(rate, n)))  # positives among the top k rows
+    worth = a[hits]
+    total = float(np.sum(worth))
+    return {
+        "roc_auc": _pairs_above(hits, neg) / (pos * neg),
+        "pr_auc": float(np.sum(np.arange(1, pos + 1) / (hits + 1.0)) / pos),
+        "recall_at_live_rate": caught / pos,
+        "precision_at_live_rate": caught / _top_k(rate, n),
+        "amount_recall": float(np.sum(worth[:caught])) / total if total > 0 else float("nan"),
+    }
+
+
+def _pairs_above(hits: np.ndarray, neg: int) -> float:
+    """(positive, negative) pairs with the positive riskier (Mann-Whitney U): the j-th
+    positive (0-based) at row h has h - j negatives above it."""
+    pos = len(hits)
+    return float(pos * neg - int(np.sum(hits, dtype=np.int64)) + pos * (pos - 1) // 2)
+
+
 def _curve(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The last row of each group of tied (descending) scores, and the true and false
     positives above and at it."""
@@ -60,6 +92,10 @@ def _curve(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 def roc_auc_sorted(s: np.ndarray, labels: np.ndarray) -> float:
     """ROC-AUC of scores in DESCENDING order (ties like scikit-learn); NaN without both
     classes."""
+    if _distinct(s):
+        hits = np.flatnonzero(labels)
+        neg = len(labels) - len(hits)
+        return _pairs_above(hits, neg) / (len(hits) * neg) if len(hits) and neg else float("nan")
     _, tp, fp = _curve(s, labels.astype(np.float64))
     if len(tp) == 0 or tp[-1] == 0 or fp[-1] == 0:
         return float("nan")

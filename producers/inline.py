@@ -16,11 +16,14 @@ worked out as enqueued - in flight - failed.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import itertools
 import logging
 import math
 import threading
 import time
+import weakref
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -37,6 +40,8 @@ logger = logging.getLogger(__name__)
 COUNTERS = ("sampled_out", "enqueued", "dropped", "rejected", "failed")
 FULL_PAUSE_S = 0.01
 """After the queue refused a record, drop without encoding for this long (the queue is full)."""
+EXIT_TIMEOUT_S = 5.0
+"""At interpreter exit, a tap nobody closed gets this long to deliver what it accepted."""
 LOG_EVERY_S = 10.0
 """At most one log line per kind of trouble in this many seconds."""
 
@@ -122,6 +127,9 @@ class InlineTap:
         self._full_until = 0.0
         self._poller = threading.Thread(target=self._serve, name="shadow-tap-poll", daemon=True)
         self._poller.start()
+        # a service that exits without close() still delivers what it accepted
+        self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
+        atexit.register(self._at_exit)
         logger.info(
             "tap to %s: sample rate %.4f, %d sensitive field name(s) redacted",
             self.topic,
@@ -219,6 +227,7 @@ class InlineTap:
         """Stop accepting offers, deliver what is queued within `timeout`; returns what is left."""
         if self._produce is _closed:
             return 0
+        atexit.unregister(self._at_exit)
         self._produce = _closed
         self._stop.set()
         self._poller.join()
@@ -270,6 +279,12 @@ class InlineTap:
             self._fatal.set()
             return
         self._trouble.log("tap producer: %s", err.str())
+
+
+def _close_at_exit(ref: weakref.ref[InlineTap]) -> None:
+    tap = ref()
+    if tap is not None:
+        tap.close(EXIT_TIMEOUT_S)
 
 
 def _new_producer(config: dict[str, Any]) -> Producer:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -155,3 +157,36 @@ def _keys(bootstrap: str, topic: str) -> set[str]:
         return {m.key().decode() for m in _drain(consumer, 200, timeout=30)}
     finally:
         consumer.close()
+
+
+_EXITING_SERVICE = """
+import sys
+from producers.inline import InlineTap
+from producers.tap import ShadowTap
+from shadow.envelope import LiveScore
+from shadow.settings import load_settings
+
+kafka = {{"bootstrap_servers": {bootstrap!r}, "topic": {topic!r}}}
+tap = {tap}(load_settings(kafka=kafka, tap={{"sample_rate": 1.0, "linger_ms": 500}}))
+for i in range(100):
+    tap.offer(f"exit-{{i}}", {{"a": i}}, LiveScore("m@1", 0.1))
+sys.exit(0)  # no close(): the records are still queued (linger 500 ms)
+"""
+
+
+@pytest.mark.parametrize("tap_class", [ShadowTap, InlineTap])
+def test_a_service_that_exits_without_close_still_delivers(
+    tap_class: type[InlineTap],
+    kafka_bootstrap: str,
+    unique_topic: Callable[..., str],
+    unique_group: str,
+    make_consumer: Callable[..., Consumer],
+) -> None:
+    topic = unique_topic(partitions=1)
+    script = _EXITING_SERVICE.format(bootstrap=kafka_bootstrap, topic=topic, tap=tap_class.__name__)
+    root = Path(__file__).parents[2]
+    subprocess.run([sys.executable, "-c", script], cwd=root, check=True, timeout=60)
+    consumer = make_consumer(unique_group)
+    consumer.subscribe([topic])
+    keys = {m.key().decode() for m in _drain(consumer, 100, timeout=30)}
+    assert keys == {f"exit-{i}" for i in range(100)}

@@ -41,6 +41,7 @@ def demo(
     signal.signal(signal.SIGTERM, _interrupt)
     options = DemoOptions(seconds, tps, workers, seed, store, config, fraud_rate)
     result = run_demo(settings, options, console)
+    console.print()  # the live table's last frame may end without a newline
     console.print(verdict_table(result.verdicts, result.promoted))
     t = result.traffic
     console.print(

@@ -13,8 +13,8 @@ from shadow.settings import Settings
 COLUMNS = {
     "agreement": "agreement_at_matched_rate",
     "PSI": "psi",
-    "AUC delta": "roc_auc_delta",
-    "p99 latency ms": "latency_p99_ms",
+    "AUC Δ": "roc_auc_delta",
+    "p99 ms": "latency_p99_ms",
 }
 
 
@@ -45,24 +45,36 @@ def _merit(metrics: dict[str, float | None]) -> tuple[float, float]:
 
 
 def verdict_table(verdicts: list[Any], promoted: str | None) -> Table:
-    """candidate, agreement, PSI, AUC delta, p99 latency, verdict."""
+    """candidate, agreement, PSI, AUC delta, p99 latency, verdict; the failed rules beneath."""
     table = Table(title="gate verdicts (default policy)", title_justify="left")
-    table.add_column("candidate")
+    table.add_column("candidate", no_wrap=True)
     for name in COLUMNS:
-        table.add_column(name, justify="right")
-    table.add_column("verdict", overflow="fold")
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    reasons = []
     for verdict in verdicts:
         values = {r.rule.metric: r.value for r in verdict.results}
         cells = [_fmt(values.get(metric)) for metric in COLUMNS.values()]
-        failed = [r.rule.metric for r in verdict.results if r.status == "fail"]
         if verdict.candidate == promoted:
             outcome = "[green]passed → production[/]"
         elif verdict.passed:
             outcome = "[green]passed[/]"
         else:
-            outcome = f"[red]failed[/] ({', '.join(failed)})"
+            outcome = "[red]failed[/]"
+            reasons += [
+                _failed(verdict.candidate, r) for r in verdict.results if r.status == "fail"
+            ]
         table.add_row(verdict.candidate, *cells, outcome)
+    if reasons:
+        table.caption = "\n".join(reasons)
+        table.caption_justify = "left"
     return table
+
+
+def _failed(candidate: str, result: Any) -> str:
+    """One failed rule: which, the value and the threshold it missed."""
+    rule = result.rule
+    return f"{candidate} failed {rule.metric}: {_fmt(result.value)}, needs {rule.threshold}"
 
 
 def _fmt(value: float | None) -> str:

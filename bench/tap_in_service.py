@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import threading
 import time
 import uuid
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.tap_overhead import _broker, _with_kafka
+from bench.common import bench_broker, emit, with_kafka
 from producers.inline import InlineTap
 from producers.tap import ShadowTap
 from shadow.clients import ensure_topic
@@ -111,9 +110,9 @@ def run(requests: int, rps: float, threads: int, rounds: int) -> dict[str, Any]:
     arrivals = np.cumsum(rng.exponential(1e9 / rps, requests))
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in TAPS}
     counters: dict[str, Any] = {}
-    with _broker(settings) as live:
+    with bench_broker(settings) as live:
         topic = f"shadow-bench-{uuid.uuid4().hex[:8]}"
-        live = _with_kafka(live, topic=topic)
+        live = with_kafka(live, topic=topic)
         ensure_topic(live.kafka, topic, 3)
         for _ in range(rounds):  # interleaved, so drifting machine load hits every tap alike
             for name, make in TAPS.items():
@@ -136,18 +135,13 @@ def run(requests: int, rps: float, threads: int, rounds: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON line")
-    parser.add_argument("--requests", type=int, default=60_000, help="requests per round and tap")
-    parser.add_argument("--rps", type=float, default=4_000, help="arrivals per second")
+    parser.add_argument("--requests", type=int, default=20_000, help="requests per round and tap")
+    parser.add_argument("--rps", type=float, default=2_000, help="arrivals per second")
     parser.add_argument("--threads", type=int, default=4, help="request threads")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (medians are reported)")
     args = parser.parse_args(argv)
     result = run(args.requests, args.rps, args.threads, args.rounds)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for name, value in result.items():
-            print(f"{name:>20}  {value}")
-    sys.stdout.flush()
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -17,16 +17,12 @@ tap costs a whole request, threads and GIL included, is ``bench.tap_in_service``
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+from bench.common import bench_broker, emit, with_kafka
 from producers.inline import InlineTap
 from producers.tap import open_tap
 from shadow.clients import ensure_topic
@@ -82,27 +78,6 @@ def _us(times: list[int], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 3)
 
 
-@contextmanager
-def _broker(settings: Settings) -> Iterator[Settings]:
-    """The settings' broker, else a LocalKafka of our own in a temp folder, stopped after."""
-    if settings.kafka.bootstrap_servers:
-        yield settings
-        return
-    from shadow.dev.kafka import LocalKafka
-
-    with tempfile.TemporaryDirectory(prefix="tap-bench-") as run_dir:
-        kafka = LocalKafka(settings.kafka.dev_version, settings.kafka.dev_home, Path(run_dir))
-        state = kafka.start()
-        try:
-            yield _with_kafka(settings, bootstrap_servers=state.bootstrap)
-        finally:
-            kafka.stop()
-
-
-def _with_kafka(settings: Settings, **kafka: object) -> Settings:
-    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update=kafka)})
-
-
 def _scenarios(
     make: Callable[[Settings], InlineTap],
     live: Settings,
@@ -138,10 +113,10 @@ def run(offers: int, rate: float) -> dict[str, float | int]:
     feats = feature_dicts(TransactionGenerator(seed=11).batch(2000))
     sampler = Sampler(settings.tap.sample_rate, settings.tap.salt)
     ids = (_ids(sampler, offers, True), _ids(sampler, offers, False))
-    down = _with_kafka(settings, bootstrap_servers=f"127.0.0.1:{free_port()}")
-    with _broker(settings) as live:
+    down = with_kafka(settings, bootstrap_servers=f"127.0.0.1:{free_port()}")
+    with bench_broker(settings) as live:
         topic = f"shadow-bench-{uuid.uuid4().hex[:8]}"
-        live = _with_kafka(live, topic=topic)
+        live = with_kafka(live, topic=topic)
         ensure_topic(live.kafka, topic, 3)
         main = _scenarios(open_tap, live, down, ids, feats, rate)
         inline = _scenarios(InlineTap, live, down, ids, feats, rate)
@@ -176,12 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=50_000, help="in-sample offers per second")
     args = parser.parse_args(argv)
     result = run(args.offers, args.rate)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for name, value in result.items():
-            print(f"{name:>20}  {value}")
-    sys.stdout.flush()
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -250,6 +250,10 @@ def top_overlap(live: Sorted, candidate: Sorted, share: float) -> float:
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    if np.std(a) == 0 or np.std(b) == 0:
+    """Pearson correlation (np.corrcoef's, clipped to [-1, 1] as it is) from two centred
+    copies and three dot products: corrcoef stacks both arrays first (~2.5x slower)."""
+    da, db = a - a.mean(), b - b.mean()
+    scale = np.sqrt(np.dot(da, da) * np.dot(db, db))
+    if scale == 0:
         return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    return float(np.clip(np.dot(da, db) / scale, -1.0, 1.0))

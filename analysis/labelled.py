@@ -115,9 +115,12 @@ def _replicates(y, a, rate, w) -> np.ndarray:
     fp = seen - tp
     pos, neg = tp[:, -1], fp[:, -1]
     k = _top_k(rate, len(y)) - 1
+    # precision where a replicate has seen no row yet (its top rows drawn 0 times) is
+    # undefined, and only ever multiplied by a zero weight: count it as 0, not NaN
+    precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = np.sum(wy * (neg[:, None] - fp), axis=1) / (pos * neg)
-        ap = np.sum(wy * tp / (tp + fp), axis=1) / pos
+        ap = np.sum(wy * precision, axis=1) / pos
         caught = np.cumsum(wy * a, axis=1)
         return np.vstack(
             [

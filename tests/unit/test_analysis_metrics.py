@@ -7,7 +7,13 @@ import pytest
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from analysis.labelled import LabelledWindow, point_metrics, poisson_weights
+from analysis.labelled import (
+    METRICS,
+    LabelledWindow,
+    _replicates,
+    point_metrics,
+    poisson_weights,
+)
 from analysis.metrics import (
     Sorted,
     agreement,
@@ -211,3 +217,32 @@ def test_figures_do_not_depend_on_row_order_even_with_ties(rng: np.random.Genera
     again = agreement(Sorted(live[shuffle]), Sorted(cand[shuffle]), 0.5)
     for name, value in agree.items():
         assert again[name] == pytest.approx(value, rel=1e-12), name
+
+
+def test_a_replicate_whose_top_rows_are_not_drawn_has_the_pr_auc_of_the_rest(
+    rng: np.random.Generator,
+) -> None:
+    """Weight 0 on the riskiest rows: the replicate is the data without them, not NaN."""
+    n = 2_000
+    labels = (rng.random(n) < 0.1).astype(np.int8)
+    scores = labels * 0.3 + rng.random(n)
+    order = np.argsort(-scores)
+    y, a = labels[order].astype(np.float32), np.ones(n, np.float32)
+    weights = np.ones((1, n), np.float32)
+    weights[0, :3] = 0.0  # the three riskiest transactions were not drawn
+    figures = dict(zip(METRICS, _replicates(y, a, 0.05, weights)[:, 0], strict=True))
+    rest = order[3:]
+    assert figures["pr_auc"] == pytest.approx(
+        average_precision_score(labels[rest], scores[rest]), rel=1e-5
+    )
+    assert figures["roc_auc"] == pytest.approx(roc_auc_score(labels[rest], scores[rest]), rel=1e-5)
+
+
+def test_every_pr_auc_replicate_is_finite(rng: np.random.Generator) -> None:
+    n = 3_000
+    labels = (rng.random(n) < 0.02).astype(np.int8)
+    scores = labels * 0.5 + rng.random(n)
+    window = LabelledWindow(labels, np.ones(n), 0.02, samples=200, rows=n, seed=9)
+    _point, deviations = window.model("m", scores)
+    assert deviations is not None
+    assert np.isfinite(deviations[METRICS.index("pr_auc")]).all()

@@ -203,7 +203,7 @@ class InlineTap:
 
     def _reject(self, exc: Exception) -> bool:
         next(self._rejected)
-        self._trouble.log("tap rejected a transaction on %s: %s", self.topic, _describe(exc))
+        self._trouble.log("tap rejected a transaction on %s: %s", self.topic, describe_error(exc))
         return False
 
     def stats(self) -> dict[str, int]:
@@ -294,6 +294,6 @@ def _new_producer(config: dict[str, Any]) -> Producer:
         raise ConfigError("tap.producer_config", exc.args[0].str()) from None
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: Exception) -> str:
     # the type and message only: messages from msgspec/ValueError name fields, never values
     return f"{type(exc).__name__}: {exc}"

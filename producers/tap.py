@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from producers.inline import InlineTap, _describe, read_count
+from producers.inline import InlineTap, describe_error, read_count
 from shadow.envelope import HEADERS, FeatureValue, LiveScore
 from shadow.settings import Settings
 
@@ -152,7 +152,7 @@ class ShadowTap(InlineTap):
                 time.sleep(FULL_WAIT_S)
                 continue
             except Exception as exc:  # noqa: BLE001
-                self._give_up(_describe(exc))
+                self._give_up(describe_error(exc))
                 return
             next(self._sent)
             return

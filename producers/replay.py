@@ -33,6 +33,8 @@ FORMATS = {
 REPORTED_PROBLEMS = 20
 """Malformed rows logged one by one; beyond this they are only counted."""
 PROGRESS_EVERY = 1000
+PATIENCE_S = 60.0
+"""How long replay waits for room in the tap before offering anyway (dropped, and counted)."""
 
 
 class Tap(Protocol):
@@ -45,6 +47,10 @@ class Tap(Protocol):
     ) -> bool: ...
 
     def stats(self) -> dict[str, int]: ...
+
+    def room(self) -> bool:
+        """True when an offer now would not be dropped for a full queue."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,9 @@ def replay(
         try:
             if row is None:
                 raise MalformedRow("not a well-formed record")
-            tap.offer(*to_offer(row, columns))
+            offer = to_offer(row, columns)
+            _wait_for_room(tap)
+            tap.offer(*offer)
         except MalformedRow as problem:
             _report(summary, number, str(problem))
         if rate_limit:
@@ -272,6 +280,19 @@ def replay(
     summary.seconds = time.monotonic() - started
     summary.stats = tap.stats()
     return summary
+
+
+def _wait_for_room(tap: Tap) -> None:
+    """Back-pressure: a replay is slowed to what the tap and broker take, instead of
+    dropping; after PATIENCE_S without room (the broker is away) it offers anyway."""
+    if tap.room():
+        return
+    deadline = time.monotonic() + PATIENCE_S
+    while not tap.room():
+        if time.monotonic() > deadline:
+            logger.warning("no room in the tap for %.0fs: offering anyway", PATIENCE_S)
+            return
+        time.sleep(0.001)
 
 
 def _report(summary: ReplaySummary, number: int, problem: str) -> None:

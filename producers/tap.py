@@ -81,6 +81,12 @@ class ShadowTap(InlineTap):
         self._pending.append(record)
         return True
 
+    def room(self) -> bool:
+        """True when the hand-off queue can take a record now. A batch tool (replay) waits
+        for room before each offer, so it is slowed down instead of dropping; a live service
+        never waits."""
+        return len(self._pending) < self._pending_max
+
     def stats(self) -> dict[str, int]:
         """Counters since start; offered == sampled_out + enqueued + dropped + rejected, and
         enqueued == delivered + failed + in_flight (in the hand-off or the producer queue)."""

@@ -107,7 +107,7 @@ def replay_cmd(
 ) -> None:
     """Mirror past transactions through the tap's sampling, redaction and encoding."""
     from producers.replay import ColumnMap, count_rows, replay
-    from producers.tap import open_tap
+    from producers.tap import ShadowTap
 
     columns = ColumnMap(
         txn_id=txn_id,
@@ -123,7 +123,9 @@ def replay_cmd(
     limit = parse_rate(rate_limit)
     total = count_rows(file)
     settings = with_sample_rate(settings_from(config), sample_rate)
-    with open_tap(settings) as tap, _progress() as bar:
+    # the hand-off tap whatever tap.inline says: replay waits for room in its queue (a
+    # slower replay, nothing dropped); tap.inline is about a live service's request path
+    with ShadowTap(settings) as tap, _progress() as bar:
         task = bar.add_task(f"replay {file.name}", total=total)
         summary = replay(file, tap, columns, limit, lambda done: bar.update(task, completed=done))
         tap.close(30)

@@ -111,3 +111,30 @@ def test_synthetic_service_scores_offers_and_writes_labels(
     assert labels.schema.equals(LABEL_SCHEMA)
     assert labels.num_rows == 800
     assert {e.txn_id for e in envelopes} <= set(labels.column("txn_id").to_pylist())
+
+
+def test_replay_faster_than_the_tap_is_slowed_not_dropped(
+    kafka_bootstrap: str, unique_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = unique_topic(partitions=3)
+    path = tmp_path / "burst.parquet"
+    ids = [f"b-{i:05d}" for i in range(5000)]
+    pq.write_table(pa.table({"txn_id": ids, "live_score": [0.2] * 5000}), path)
+    env = {
+        **os.environ,
+        "SHADOW__KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SHADOW__KAFKA__TOPIC": topic,
+        "SHADOW__TAP__HANDOFF_QUEUE": "10",  # far smaller than the file: every row must wait
+    }
+    command = [sys.executable, "-c", "from shadow.cli import main; main()", "tap", "replay"]
+    done = subprocess.run(
+        [*command, str(path), "--json", "--sample-rate", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["dropped"] == 0
+    assert summary["enqueued"] == summary["delivered"] == 5000

@@ -32,6 +32,9 @@ class RecordingTap:
     def stats(self) -> dict[str, int]:
         return {"offered": len(self.offers)}
 
+    def room(self) -> bool:
+        return True
+
 
 CSV = """txn_id,event_time,live_score,mcc,amount,label
 a1,1767225600000,0.1,5411,12.5,0
@@ -140,3 +143,42 @@ def test_unknown_format_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error:")
     assert "Traceback" not in done.stderr
+
+
+class SlowTap(RecordingTap):
+    """A tap whose queue holds 2 records and takes one out every 5 ms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued = 0
+        self.last = time.monotonic()
+        self.refused = 0
+
+    def _drain(self) -> None:
+        taken = int((time.monotonic() - self.last) / 0.005)
+        if taken:
+            self.queued, self.last = max(0, self.queued - taken), time.monotonic()
+
+    def offer(self, txn_id: str, features: dict, live: LiveScore, event_time: int | None = None):
+        self._drain()
+        if self.queued >= 2:
+            self.refused += 1
+            return False
+        self.queued += 1
+        return super().offer(txn_id, features, live, event_time)
+
+    def room(self) -> bool:
+        self._drain()
+        return self.queued < 2
+
+
+def test_replay_waits_for_room_instead_of_dropping(tmp_path: Path) -> None:
+    path = tmp_path / "rows.parquet"
+    rows = pa.table({"txn_id": [f"r{i}" for i in range(40)], "live_score": [0.1] * 40})
+    pq.write_table(rows, path)
+    tap = SlowTap()
+    started = time.monotonic()
+    summary = replay(path, tap)
+    assert summary.rows == 40 and len(tap.offers) == 40
+    assert tap.refused == 0
+    assert time.monotonic() - started >= 38 * 0.005 * 0.9  # paced by the tap, not dropped

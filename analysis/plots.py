@@ -67,7 +67,7 @@ def latency_cdfs(evidence: dict[str, Any]) -> bytes:
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("share of transactions")
-    ax.set_title("Latency CDF per model")
+    ax.set_title("Latency CDF per model (live: per request; candidates: per row of a batch)")
     ax.legend(fontsize="small")
     return _png(fig)
 

@@ -32,6 +32,12 @@ _AGREE = (
 _LATENCY = ("mean", "p50", "p95", "p99", "p999", "std", "max")
 
 
+LATENCY_NOTE = (
+    "live: the service's own latency per request; candidates: the worker's batch wall time "
+    "divided by its rows, a cost per transaction rather than a single-request latency"
+)
+
+
 def _fmt(value: Any, pattern: str) -> str:
     if value is None:
         return "n/a"
@@ -68,6 +74,7 @@ def markdown(evidence: dict[str, Any], verdicts: list[GateVerdict] | None = None
     lines += _table(["metric", *models], _metric_rows(evidence, models))
     lines += ["", "## Latency (ms)", ""]
     lines += _table(["model", *_LATENCY], _latency_rows(evidence))
+    lines += ["", f"- {LATENCY_NOTE}"]
     labelled = _labelled_rows(evidence, models)
     if labelled:
         lines += ["", "## With labels (candidate - live, 95% bootstrap CI)", ""]

@@ -185,6 +185,7 @@ def test_reports_are_written_and_self_contained(world, tmp_path: Path) -> None:
     assert saved["versions"]["duckdb"]
     summary = paths["summary"].read_text()
     assert "shifted@1" in summary and "roc_auc" in summary
+    assert "candidates: the worker's batch wall time divided by its rows" in summary
     page = paths["report"].read_text()
     assert page.count("data:image/png;base64,") >= 8
     assert "http://" not in page and "https://" not in page

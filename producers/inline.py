@@ -35,7 +35,8 @@ from shadow.redaction import Redactor
 from shadow.sampling import Sampler
 from shadow.settings import Settings
 
-logger = logging.getLogger(__name__)
+# both taps log as the public module, producers.tap (ShadowTap builds on this one)
+logger = logging.getLogger("producers.tap")
 
 COUNTERS = ("sampled_out", "enqueued", "dropped", "rejected", "failed")
 FULL_PAUSE_S = 0.01
@@ -111,7 +112,7 @@ class InlineTap:
             **tap_producer_config(settings, producer_config),
             "on_delivery": self._on_delivery,
             "error_cb": self._on_error,
-            "logger": logging.getLogger(f"{__name__}.librdkafka"),
+            "logger": logging.getLogger("producers.tap.librdkafka"),
         }
         self._sampled_out = itertools.count()
         self._enqueued = itertools.count()

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from analysis.ordering import order_statistics
-from analysis.paired import PairedWindow
+from analysis.paired import PairedWindow, quote
 
 LATENCY_POINTS = (0.5, 0.95, 0.99, 0.999)
 CURVE_POINTS = [i / 100 for i in range(1, 100)] + [0.995, 0.999]
@@ -50,6 +50,31 @@ def latency(arrays: dict[str, Any], columns: list[str]) -> dict[str, dict[str, A
         values = arrays[column]
         out[column] = _latency_stats(values[np.isfinite(values)], points)
     return out
+
+
+def request_latency(paired: PairedWindow, where: str, params: dict) -> dict[str, dict[str, Any]]:
+    """Per candidate, the latency (ms) of its single-request probes in the window: one
+    transaction scored alone per scored chunk (request_latency_us in PREDICTION_SCHEMA), the
+    figure a live service's latency budget is about. Empty when no file has the column."""
+    con, candidates = paired.con, paired.candidates
+    if not candidates or "request_latency_us" not in _columns(con):
+        return {}
+    models = ", ".join(quote(m) for m in candidates)
+    probes = (  # deduped on (txn_id, model_id) as every reader does
+        "SELECT model_id, txn_id, any_value(request_latency_us) AS probe FROM predictions "
+        f"WHERE {where} AND model_id IN ({models}) AND request_latency_us IS NOT NULL "
+        "GROUP BY ALL"
+    )
+    sql = f"SELECT model_id::VARCHAR, list(probe) FROM ({probes}) GROUP BY ALL"
+    points = sorted(set(LATENCY_POINTS) | {round(q, 3) for q in CURVE_POINTS})
+    return {
+        str(model): _latency_stats(np.asarray(values, dtype=np.float32), points)
+        for model, values in con.sql(sql, params=params).fetchall()
+    }
+
+
+def _columns(con: Any) -> list[str]:
+    return con.sql("SELECT * FROM predictions LIMIT 0").columns
 
 
 def _latency_stats(values: np.ndarray, points: list[float]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from analysis import paired as pw
 from analysis.labelled import LabelledWindow
 from analysis.metrics import Sorted, agreement, distribution
 from analysis.segments import live_segments, segment_metrics
-from shadow.dataset import connect
+from shadow.dataset import connect, window_sql
 from shadow.settings import AnalysisSettings
 
 if TYPE_CHECKING:
@@ -114,12 +114,14 @@ class Comparison:
             for i in range(count):
                 parts[i].append(pool.submit(self._sliced, data, segments, ahead[i], shared))
             counts = aggregates.coverage(paired)
+            requests = aggregates.request_latency(paired, *window_sql(self.start, self.end))
             hours = aggregates.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
             self.progress(f"comparing {count} candidate(s)")
             latencies = latency.result()
         result["live_latency_ms"] = latencies["l_live"]
         for i, name in enumerate(paired.candidates):
             entry = {**counts[i], "latency_ms": latencies[f"l_{i}"], "hours": hours[i]}
+            entry["request_latency_ms"] = requests.get(name)
             for part in parts[i]:
                 entry.update(part.result())
             result["candidates"][name] = entry

@@ -118,8 +118,10 @@ def candidate_metrics(document: dict[str, Any], candidate: str) -> dict[str, flo
         flat[name] = dist.get(name)
     for name in AGREEMENT_METRICS:
         flat[name] = agree.get(name)
+    requests = entry.get("request_latency_ms") or {}
     for name in LATENCY_METRICS:
         flat[f"latency_{name}_ms"] = latency.get(name)
+        flat[f"request_latency_{name}_ms"] = requests.get(name)
     p99, live_p99 = latency.get("p99"), live_latency.get("p99")
     flat["latency_p99_ratio"] = p99 / live_p99 if p99 is not None and live_p99 else None
     flat.update(_labelled_flat(entry.get("labelled")))
@@ -165,6 +167,7 @@ def metric_names() -> set[str]:
     names = {"transactions", "sampled", "coverage", "error_rate", "latency_p99_ratio"}
     names |= {"psi", "ks_statistic", "ks_pvalue", "wasserstein", "labelled_transactions"}
     names |= set(AGREEMENT_METRICS) | {f"latency_{n}_ms" for n in LATENCY_METRICS}
+    names |= {f"request_latency_{n}_ms" for n in LATENCY_METRICS}
     for name in LABELLED_METRICS:
         names |= {name} | {f"{name}_{part}" for part in LABELLED_PARTS[1:]}
     return names

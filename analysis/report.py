@@ -38,6 +38,12 @@ LATENCY_NOTE = (
 )
 
 
+REQUEST_NOTE = (
+    "one transaction per scored chunk, scored alone by the worker (features + inference): "
+    "the latency a live service would see, on the worker's machine"
+)
+
+
 def _fmt(value: Any, pattern: str) -> str:
     if value is None:
         return "n/a"
@@ -75,6 +81,11 @@ def markdown(evidence: dict[str, Any], verdicts: list[GateVerdict] | None = None
     lines += ["", "## Latency (ms)", ""]
     lines += _table(["model", *_LATENCY], _latency_rows(evidence))
     lines += ["", f"- {LATENCY_NOTE}"]
+    requests = _request_rows(evidence)
+    if requests:
+        lines += ["", "## Single-request latency of candidates (ms)", ""]
+        lines += _table(["model", "probes", *_LATENCY], requests)
+        lines += ["", f"- {REQUEST_NOTE}"]
     labelled = _labelled_rows(evidence, models)
     if labelled:
         lines += ["", "## With labels (candidate - live, 95% bootstrap CI)", ""]
@@ -104,6 +115,16 @@ def _latency_rows(evidence: dict[str, Any]) -> list[list[str]]:
     models = [("live", evidence.get("live_latency_ms") or {})]
     models += [(m, e.get("latency_ms") or {}) for m, e in evidence["candidates"].items()]
     return [[name, *[_fmt(lat.get(k), "{:.3f}") for k in _LATENCY]] for name, lat in models]
+
+
+def _request_rows(evidence: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, entry in evidence["candidates"].items():
+        lat = entry.get("request_latency_ms") or {}
+        if lat.get("count"):
+            probes = f"{int(lat['count']):,}"
+            rows.append([name, probes, *[_fmt(lat.get(k), "{:.3f}") for k in _LATENCY]])
+    return rows
 
 
 def _labelled_rows(evidence: dict[str, Any], models: list[str]) -> list[list[str]]:

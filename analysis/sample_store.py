@@ -22,6 +22,7 @@ from shadow.predictions import (
     PREDICTION_SCHEMA,
     PREDICTIONS,
     ROLE_CANDIDATE,
+    ROLE_LIVE,
     batch_key,
     labels_key,
 )
@@ -119,6 +120,7 @@ def _prediction_batch(
             "latency_us": pa.array(
                 np.zeros(count, np.float32) if latency is None else latency, pa.float32()
             ),
+            "request_latency_us": _request_latency(model.role, latency, count),
             "error": pa.array(np.where(failed, "model failed", None), pa.string()),
             "kafka_partition": pa.array(np.full(count, partition, np.int32)),
             "kafka_offset": pa.array(offsets[keep]),
@@ -127,6 +129,19 @@ def _prediction_batch(
         }
         parts.append(pa.table(columns, schema=PREDICTION_SCHEMA))
     return pa.concat_tables(parts)
+
+
+def _request_latency(role: str, latency: np.ndarray | None, count: int) -> pa.Array:
+    """As the worker writes it: the live rows' own latency; for a candidate one probe, on the
+    batch's first row (here 10x its per-row cost: a single transaction pays the call's
+    overhead alone)."""
+    import pyarrow as pa
+
+    if latency is None or not count:
+        return pa.nulls(count, pa.float32())
+    if role == ROLE_LIVE:
+        return pa.array(latency, pa.float32())
+    return pa.array([float(latency[0]) * 10] + [None] * (count - 1), pa.float32())
 
 
 def _repeat_dict(value: str, count: int, index_type: pa.DataType) -> pa.Array:

@@ -149,7 +149,10 @@ class CandidateSet:
         candidate.batches += 1
         if self.metrics is not None:
             self.metrics.scored(candidate.model_id, n, seconds)
-        return ModelScores(candidate.model_id, candidate.threshold, scores, seconds / n * 1e6)
+        probe = _single_request_us(candidate.scorer, envelopes[0]) if n else None
+        return ModelScores(
+            candidate.model_id, candidate.threshold, scores, seconds / n * 1e6, None, probe
+        )
 
     def _failed(self, candidate: Candidate, exc: Exception, seconds: float) -> ModelScores:
         candidate.failures_in_row += 1
@@ -211,6 +214,22 @@ class CandidateSet:
 
     def __len__(self) -> int:
         return len(self._models)
+
+
+def _single_request_us(scorer: Scorer, envelope: Envelope) -> float | None:
+    """How long scoring this one transaction alone takes (features + inference), in us: the
+    single-request latency a live service would see, which a batch's cost per row is not.
+    None when the model fails on it (the batch's own scores already went through)."""
+    by_columns = getattr(scorer, "score_columns", None)
+    start = time.perf_counter()
+    try:
+        if by_columns:
+            by_columns(FeatureFrame.of([envelope]))
+        else:
+            scorer.score([envelope])
+    except Exception:  # noqa: BLE001 - a failed probe only loses the probe
+        return None
+    return (time.perf_counter() - start) * 1e6
 
 
 def _checked(scores: Any, n: int) -> np.ndarray:

@@ -146,7 +146,9 @@ def read_predictions(
     if models is not None:
         where += " AND model_id IN (SELECT unnest($models))"
         params["models"] = list(models)
-    columns = ", ".join(PREDICTION_SCHEMA.names)
+    # a column the contract gained later (request_latency_us) reads as null in older files
+    present = set(con.sql("SELECT * FROM predictions LIMIT 0").columns)
+    columns = ", ".join(n if n in present else f"NULL AS {n}" for n in PREDICTION_SCHEMA.names)
     sql = (
         f"SELECT DISTINCT ON (txn_id, model_id) {columns} FROM predictions WHERE {where} "
         "ORDER BY txn_id, model_id, scored_at DESC"

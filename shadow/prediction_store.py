@@ -46,10 +46,15 @@ class ModelScores:
     scores: np.ndarray | None
     latency_us: float
     error: str | None = None
+    request_latency_us: float | None = None
+    """The single-transaction probe of the chunk's first row (see PREDICTION_SCHEMA)."""
 
     def sliced(self, start: int, stop: int) -> ModelScores:
         scores = None if self.scores is None else self.scores[start:stop]
-        return ModelScores(self.model_id, self.threshold, scores, self.latency_us, self.error)
+        probe = self.request_latency_us if start == 0 else None  # it belongs to row 0
+        return ModelScores(
+            self.model_id, self.threshold, scores, self.latency_us, self.error, probe
+        )
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,13 @@ def _candidate_rows(keys: ChunkKeys, result: ModelScores) -> pa.Table:
         decision = pa.array(np.where(alerts, DECISION_ALERT, DECISION_PASS), pa.string())
         error = pa.nulls(n, pa.string())
     latency = pa.array(np.full(n, result.latency_us, dtype=np.float32))
-    return _assemble(keys, result.model_id, ROLE_CANDIDATE, score, decision, latency, error)
+    probe = result.request_latency_us
+    request = pa.nulls(n, pa.float32())
+    if probe is not None and n:
+        request = pa.array([probe] + [None] * (n - 1), pa.float32())
+    return _assemble(
+        keys, result.model_id, ROLE_CANDIDATE, score, decision, (latency, request), error
+    )
 
 
 def _live_rows(keys: ChunkKeys, envelopes: Sequence[Envelope]) -> pa.Table:
@@ -118,7 +129,8 @@ def _live_rows(keys: ChunkKeys, envelopes: Sequence[Envelope]) -> pa.Table:
     score = pa.array([e.live.score for e in envelopes], pa.float64())
     decision = pa.array([e.live.decision for e in envelopes], pa.string())
     latency = pa.array([e.live.latency_ms * 1000.0 for e in envelopes], pa.float32())
-    return _assemble(keys, models, ROLE_LIVE, score, decision, latency, pa.nulls(n, pa.string()))
+    errors = pa.nulls(n, pa.string())
+    return _assemble(keys, models, ROLE_LIVE, score, decision, (latency, latency), errors)
 
 
 def _assemble(
@@ -127,7 +139,7 @@ def _assemble(
     role: str,
     score: pa.Array,
     decision: pa.Array,
-    latency: pa.Array,
+    latencies: tuple[pa.Array, pa.Array],
     error: pa.Array,
 ) -> pa.Table:
     n = len(keys)
@@ -139,7 +151,7 @@ def _assemble(
         _constant(role, n, fields["role"]),
         score,
         decision,
-        latency,
+        *latencies,
         error,
         pa.array(np.full(n, keys.partition, dtype=np.int32)),
         keys.kafka_offset,

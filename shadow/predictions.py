@@ -36,6 +36,7 @@ PREDICTION_SCHEMA = pa.schema(
         pa.field("score", pa.float64()),
         pa.field("decision", pa.string()),
         pa.field("latency_us", pa.float32()),
+        pa.field("request_latency_us", pa.float32()),
         pa.field("error", pa.string()),
         pa.field("kafka_partition", pa.int32(), nullable=False),
         pa.field("kafka_offset", pa.int64(), nullable=False),
@@ -44,8 +45,11 @@ PREDICTION_SCHEMA = pa.schema(
     ]
 )
 """One row per (transaction, model). score is null when error is set. latency_us is the
-model's batch wall time divided by the batch's rows for candidates, the live service's own
-measurement for the live row."""
+model's batch wall time divided by the batch's rows for candidates (a cost per transaction), the
+live service's own measurement for the live row. request_latency_us is a single-request latency:
+the live row's own (= latency_us); for a candidate, set on the first row of each scored chunk
+only, the time the worker took to score that one transaction alone (features + inference), and
+null on the others. Files written before it existed read it as null."""
 
 LABEL_SCHEMA = pa.schema(
     [

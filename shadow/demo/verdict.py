@@ -14,7 +14,7 @@ COLUMNS = {
     "agreement": "agreement_at_matched_rate",
     "PSI": "psi",
     "AUC Δ": "roc_auc_delta",
-    "p99 ms": "latency_p99_ms",
+    "req p99 ms": "request_latency_p99_ms",
 }
 
 

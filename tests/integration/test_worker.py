@@ -80,6 +80,11 @@ def test_every_record_scored_by_every_model_stored_then_committed(
     assert assert_exactly_once(table, txns, {"amount@1", "flaky@1", "fraud@7"}) == 0
     amount = candidate_rows(table, "amount@1")
     assert amount.column("error").null_count == amount.num_rows
+    # one transaction per scored chunk is also timed alone; the live rows carry their own
+    probes = amount.column("request_latency_us").drop_null()
+    assert 0 < len(probes) < amount.num_rows / 10 and pc.min(probes).as_py() > 0
+    live = candidate_rows(table, "fraud@7")
+    assert live.column("request_latency_us").equals(live.column("latency_us"))
     assert pc.all(pc.less_equal(amount.column("score"), 1.0)).as_py()
     failed = candidate_rows(table, "flaky@1")
     errors = failed.filter(pc.is_valid(failed.column("error")))

@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from analysis.compare import Comparison
-from analysis.evidence import build_evidence, evidence_id
+from analysis.evidence import build_evidence, candidate_metrics, evidence_id
 from analysis.metrics import psi
 from analysis.report import write_report
 from analysis.sample_store import (
@@ -85,6 +85,21 @@ def test_latency_distribution_per_model(world) -> None:
     assert live["std"] == pytest.approx(ms.std(ddof=1), rel=1e-4)
     assert live["max"] == pytest.approx(ms.max(), rel=1e-6)
     assert body["candidates"]["good@1"]["latency_ms"]["p50"] > 1.5 * live["p50"]
+
+
+def test_single_request_probes_one_per_batch_deduped(world) -> None:
+    _, _, _, latency, body = world
+    # sample_store writes a probe of 10x the row's latency on each batch's first row, as the
+    # worker does once per chunk; the replayed first batch repeats probe 0 (deduped)
+    probes = latency[::1000].astype(np.float64) * 10 / 1000
+    got = body["candidates"]["shifted@1"]["request_latency_ms"]
+    assert got["count"] == len(probes) == N // 1000
+    assert got["p50"] == pytest.approx(np.quantile(probes, 0.5), rel=1e-5)
+    assert got["p99"] == pytest.approx(np.quantile(probes, 0.99), rel=1e-5)
+    assert got["max"] == pytest.approx(probes.max(), rel=1e-6)
+    evidence = build_evidence(body, store="s", start=DAY0, end=None, settings={})
+    flat = candidate_metrics(evidence, "shifted@1")
+    assert flat["request_latency_p99_ms"] == got["p99"]
 
 
 def test_shift_is_seen_and_labels_agree_with_scikit_learn(world) -> None:
@@ -186,6 +201,7 @@ def test_reports_are_written_and_self_contained(world, tmp_path: Path) -> None:
     summary = paths["summary"].read_text()
     assert "shifted@1" in summary and "roc_auc" in summary
     assert "candidates: the worker's batch wall time divided by its rows" in summary
+    assert "## Single-request latency of candidates (ms)" in summary
     page = paths["report"].read_text()
     assert page.count("data:image/png;base64,") >= 8
     assert "http://" not in page and "https://" not in page

@@ -92,3 +92,32 @@ def test_features_columns_in_the_window(tmp_path: Path) -> None:
     assert table.column_names == ["txn_id", "event_time", "merchant_category"]
     assert table.num_rows == 20
     assert sorted(set(table["merchant_category"].to_pylist())) == ["grocery", "travel"]
+
+
+def test_files_written_before_request_latency_existed_still_read(tmp_path: Path) -> None:
+    """Objects from before the contract gained request_latency_us read it as null, alone or
+    mixed with newer objects, in the reader and in the comparison."""
+    from analysis.compare import Comparison
+
+    store = LocalStore(tmp_path)
+    ids, times = txn_ids(400), MS0 + np.arange(400, dtype=np.int64) * 1000
+    latency = np.full(400, 250.0, np.float32)
+    models = [
+        ModelScores(
+            "live@1", np.random.default_rng(1).random(400), role=ROLE_LIVE, latency_us=latency
+        ),
+        ModelScores("cand@1", np.random.default_rng(2).random(400), latency_us=latency),
+    ]
+    write(store, ids, times, models, batch_txns=100)
+    objects = sorted(tmp_path.glob("predictions/*/*.parquet"))
+    for path in objects[:3]:  # the first three batches as an older worker wrote them
+        pq.write_table(pq.read_table(path).drop_columns(["request_latency_us"]), path)
+    table = read_predictions(store, DAY0, None)
+    assert table.schema == PREDICTION_SCHEMA and table.num_rows == 800
+    assert table["request_latency_us"].null_count == 800 - 100 - 1  # live 100 + 1 probe
+    body = Comparison(store, DAY0, None).run()
+    assert body["candidates"]["cand@1"]["request_latency_ms"]["count"] == 1
+    for path in objects[3:]:
+        pq.write_table(pq.read_table(path).drop_columns(["request_latency_us"]), path)
+    assert read_predictions(store, DAY0, None)["request_latency_us"].null_count == 800
+    assert Comparison(store, DAY0, None).run()["candidates"]["cand@1"]["request_latency_ms"] is None

@@ -146,7 +146,7 @@ def test_promote_records_the_verdict_with_the_evidence_id(
     assert registry_env.get("bad@1").state == "failed"
     last = registry_env.history("good@1")[-1]
     assert (last.from_state, last.to_state, last.actor) == ("shadow", "passed", "ci-bot")
-    assert last.evidence == evidence_id and "8/8 rules passed" in last.reason
+    assert last.evidence == evidence_id and "8/9 rules passed" in last.reason
     assert shadow(monkeypatch, "promote", "good@1", *base, "--to", "production") == 0
     assert registry_env.get("good@1").state == "production"
     assert registry_env.history("good@1")[-1].evidence == evidence_id

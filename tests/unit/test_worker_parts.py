@@ -100,8 +100,12 @@ class FakeScorer:
         self.fail_on = fail_on or set()
         self.garbage = garbage
         self.calls = 0
+        self.probes = 0
 
     def score(self, envelopes: list) -> FakeResult:
+        if len(envelopes) == 1:  # the single-request probe after each batch
+            self.probes += 1
+            return FakeResult(np.zeros(1))
         self.calls += 1
         if self.calls in self.fail_on:
             raise ModelError(self.model_id, "onnxruntime failed")
@@ -153,6 +157,17 @@ def test_failing_model_gets_errors_others_complete_and_evicted_after_n() -> None
     assert [c.model_id for c in models.loaded()] == ["ok@1"]
     assert metrics.model_errors.labels("bad@1")._value.get() == 3
     assert metrics.scored_rows.labels("ok@1")._value.get() == 20
+
+
+def test_each_scored_chunk_probes_one_transaction_alone() -> None:
+    scorer = FakeScorer("ok@1")
+    models = CandidateSet(FakeSource({"ok@1": scorer}), max_failures=3, reload_seconds=30)
+    models.reload()
+    (result,) = models.score(_envelopes(5))
+    assert scorer.probes == 1
+    assert result.request_latency_us is not None and result.request_latency_us > 0
+    assert result.sliced(0, 2).request_latency_us == result.request_latency_us
+    assert result.sliced(2, 5).request_latency_us is None  # the probe belongs to row 0
 
 
 def test_garbage_scores_are_an_error_and_reload_follows_the_shadow_set() -> None:
@@ -255,7 +270,7 @@ def test_one_feature_frame_per_batch_is_shared_by_every_model() -> None:
     results = {r.model_id: r for r in models.score(envelopes)}
     np.testing.assert_array_equal(results["a@1"].scores, [0.0, 0.1, 0.2, 0.3])
     np.testing.assert_array_equal(results["b@1"].scores, results["a@1"].scores)
-    (frame,) = scorers["a@1"].frames
-    assert scorers["b@1"].frames == [frame] and len(frame) == 4
+    frame, probe = scorers["a@1"].frames  # the batch's frame, then the probe's own
+    assert scorers["b@1"].frames[0] is frame and len(frame) == 4 and len(probe) == 1
     # a scorer without score_columns still gets the envelopes
     assert scorers["old@1"].calls == 1 and len(results["old@1"].scores) == 4

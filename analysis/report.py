@@ -39,8 +39,9 @@ LATENCY_NOTE = (
 
 
 REQUEST_NOTE = (
-    "one transaction per scored chunk, scored alone by the worker (features + inference): "
-    "the latency a live service would see, on the worker's machine"
+    "one transaction at a time (at most once per worker.probe_seconds per model) scored alone "
+    "by the worker, features + inference: the latency a live service would see, measured on "
+    "the worker's machine"
 )
 
 

@@ -52,6 +52,7 @@ class Candidate:
     failures_in_row: int = 0
     batches: int = 0
     errors: int = 0
+    next_probe: float = 0.0
 
 
 class ModelSource(Protocol):
@@ -72,8 +73,10 @@ class CandidateSet:
         max_failures: int,
         reload_seconds: float,
         metrics: WorkerMetrics | None = None,
+        probe_seconds: float = 1.0,
     ) -> None:
         self.source = source
+        self.probe_seconds = probe_seconds
         self.max_failures = max_failures
         self.reload_seconds = reload_seconds
         self.metrics = metrics
@@ -149,10 +152,19 @@ class CandidateSet:
         candidate.batches += 1
         if self.metrics is not None:
             self.metrics.scored(candidate.model_id, n, seconds)
-        probe = _single_request_us(candidate.scorer, envelopes[0]) if n else None
+        probe = self._probe(candidate, envelopes[0]) if n else None
         return ModelScores(
             candidate.model_id, candidate.threshold, scores, seconds / n * 1e6, None, probe
         )
+
+    def _probe(self, candidate: Candidate, envelope: Envelope) -> float | None:
+        """A single-request probe at most every probe_seconds per model: a 1-row call between
+        big batches costs onnxruntime more than its own time (other shapes, other buffers)."""
+        now = time.monotonic()
+        if not self.probe_seconds or now < candidate.next_probe:
+            return None
+        candidate.next_probe = now + self.probe_seconds
+        return _single_request_us(candidate.scorer, envelope)
 
     def _failed(self, candidate: Candidate, exc: Exception, seconds: float) -> ModelScores:
         candidate.failures_in_row += 1

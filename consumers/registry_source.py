@@ -59,5 +59,9 @@ def registry_candidates(settings: Settings, metrics: WorkerMetrics | None = None
     """The worker's candidate set, fed by the registry's shadow set."""
     worker = settings.worker
     return CandidateSet(
-        RegistryModels(settings), worker.max_model_failures, worker.reload_seconds, metrics
+        RegistryModels(settings),
+        worker.max_model_failures,
+        worker.reload_seconds,
+        metrics,
+        worker.probe_seconds,
     )

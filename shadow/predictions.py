@@ -47,9 +47,9 @@ PREDICTION_SCHEMA = pa.schema(
 """One row per (transaction, model). score is null when error is set. latency_us is the
 model's batch wall time divided by the batch's rows for candidates (a cost per transaction), the
 live service's own measurement for the live row. request_latency_us is a single-request latency:
-the live row's own (= latency_us); for a candidate, set on the first row of each scored chunk
-only, the time the worker took to score that one transaction alone (features + inference), and
-null on the others. Files written before it existed read it as null."""
+the live row's own (= latency_us); for a candidate, set on the first row of a scored chunk at most
+once per worker.probe_seconds, the time the worker took to score that one transaction alone
+(features + inference), and null on the others. Files written before it existed read it as null."""
 
 LABEL_SCHEMA = pa.schema(
     [

@@ -108,6 +108,9 @@ class WorkerSettings(_Section):
     """Also publish a compact per-transaction prediction record here (for the monitor)."""
     max_model_failures: int = Field(default=5, gt=0)
     """Unload a model after this many failed batches in a row."""
+    probe_seconds: float = Field(default=1.0, ge=0)
+    """How often each candidate also scores one transaction alone, to record its single-request
+    latency (request_latency_us); 0 turns it off."""
     intra_op_threads: int = Field(default=1, gt=0)
     """ONNX Runtime threads per process (one shared pool for all models)."""
     worker_id: str | None = None

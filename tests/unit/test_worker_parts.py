@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,15 +160,23 @@ def test_failing_model_gets_errors_others_complete_and_evicted_after_n() -> None
     assert metrics.scored_rows.labels("ok@1")._value.get() == 20
 
 
-def test_each_scored_chunk_probes_one_transaction_alone() -> None:
+def test_a_model_scores_one_transaction_alone_every_probe_seconds() -> None:
     scorer = FakeScorer("ok@1")
-    models = CandidateSet(FakeSource({"ok@1": scorer}), max_failures=3, reload_seconds=30)
+    source = FakeSource({"ok@1": scorer})
+    models = CandidateSet(source, max_failures=3, reload_seconds=30, probe_seconds=0.2)
     models.reload()
     (result,) = models.score(_envelopes(5))
-    assert scorer.probes == 1
+    (later,) = models.score(_envelopes(5))  # within probe_seconds: no probe
+    assert scorer.probes == 1 and later.request_latency_us is None
     assert result.request_latency_us is not None and result.request_latency_us > 0
     assert result.sliced(0, 2).request_latency_us == result.request_latency_us
     assert result.sliced(2, 5).request_latency_us is None  # the probe belongs to row 0
+    time.sleep(0.25)
+    (again,) = models.score(_envelopes(5))
+    assert scorer.probes == 2 and again.request_latency_us is not None
+    never = CandidateSet(source, max_failures=3, reload_seconds=30, probe_seconds=0)
+    never.reload()
+    assert never.score(_envelopes(5))[0].request_latency_us is None and scorer.probes == 2
 
 
 def test_garbage_scores_are_an_error_and_reload_follows_the_shadow_set() -> None:

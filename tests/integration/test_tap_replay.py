@@ -53,21 +53,7 @@ def test_replay_command_mirrors_the_hash_selected_valid_rows(
         pa.table({"txn_id": ids, "live_score": scores, "amount": [float(i) for i in range(3000)]}),
         path,
     )
-    env = {
-        **os.environ,
-        "SHADOW__KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "SHADOW__KAFKA__TOPIC": topic,
-    }
-    command = [sys.executable, "-c", "from shadow.cli import main; main()", "tap", "replay"]
-    done = subprocess.run(
-        [*command, str(path), "--json", "--live-model-id", "fraud@9"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout)
+    summary = _replay(path, kafka_bootstrap, topic, {}, "--live-model-id", "fraud@9")
     valid = [i for i, s in zip(ids, scores, strict=True) if s is not None]
     expected = {i for i in valid if is_sampled(i, 1 / 3, "shadow")}
     assert summary["rows"] == 3000
@@ -120,21 +106,28 @@ def test_replay_faster_than_the_tap_is_slowed_not_dropped(
     path = tmp_path / "burst.parquet"
     ids = [f"b-{i:05d}" for i in range(5000)]
     pq.write_table(pa.table({"txn_id": ids, "live_score": [0.2] * 5000}), path)
-    env = {
+    # a hand-off queue far smaller than the file: every row must wait for room
+    queue = {"SHADOW__TAP__HANDOFF_QUEUE": "10"}
+    summary = _replay(path, kafka_bootstrap, topic, queue, "--sample-rate", "1")
+    assert summary["dropped"] == 0
+    assert summary["enqueued"] == summary["delivered"] == 5000
+
+
+def _replay(path: Path, bootstrap: str, topic: str, env: dict[str, str], *args: str) -> dict:
+    """`shadow tap replay PATH --json ARGS` in a subprocess against the test broker: its summary."""
+    environment = {
         **os.environ,
-        "SHADOW__KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SHADOW__KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "SHADOW__KAFKA__TOPIC": topic,
-        "SHADOW__TAP__HANDOFF_QUEUE": "10",  # far smaller than the file: every row must wait
+        **env,
     }
     command = [sys.executable, "-c", "from shadow.cli import main; main()", "tap", "replay"]
     done = subprocess.run(
-        [*command, str(path), "--json", "--sample-rate", "1"],
+        [*command, str(path), "--json", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=environment,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout)
-    assert summary["dropped"] == 0
-    assert summary["enqueued"] == summary["delivered"] == 5000
+    return json.loads(done.stdout)

@@ -34,7 +34,8 @@ REPORTED_PROBLEMS = 20
 """Malformed rows logged one by one; beyond this they are only counted."""
 PROGRESS_EVERY = 1000
 PATIENCE_S = 60.0
-"""How long replay waits for room in the tap before offering anyway (dropped, and counted)."""
+"""How long replay waits for room in the tap before it offers anyway (dropped and counted)
+until room returns."""
 
 
 class Tap(Protocol):
@@ -259,13 +260,14 @@ def replay(
     columns = columns or ColumnMap()
     summary = ReplaySummary()
     started = time.monotonic()
+    room = _Backpressure(tap)
     for number, row in read_rows(path, columns):
         summary.rows += 1
         try:
             if row is None:
                 raise MalformedRow("not a well-formed record")
             offer = to_offer(row, columns)
-            _wait_for_room(tap)
+            room.wait()
             tap.offer(*offer)
         except MalformedRow as problem:
             _report(summary, number, str(problem))
@@ -282,17 +284,28 @@ def replay(
     return summary
 
 
-def _wait_for_room(tap: Tap) -> None:
-    """Back-pressure: a replay is slowed to what the tap and broker take, instead of
-    dropping; after PATIENCE_S without room (the broker is away) it offers anyway."""
-    if tap.room():
-        return
-    deadline = time.monotonic() + PATIENCE_S
-    while not tap.room():
-        if time.monotonic() > deadline:
-            logger.warning("no room in the tap for %.0fs: offering anyway", PATIENCE_S)
+class _Backpressure:
+    """A replay is slowed to what the tap and broker take, instead of dropping. After
+    PATIENCE_S without room (the broker is away) it stops waiting: the offers drop, counted,
+    until the tap has room again."""
+
+    def __init__(self, tap: Tap) -> None:
+        self.tap = tap
+        self.gave_up = False
+
+    def wait(self) -> None:
+        if self.tap.room():
+            self.gave_up = False
             return
-        time.sleep(0.001)
+        if self.gave_up:
+            return
+        deadline = time.monotonic() + PATIENCE_S
+        while not self.tap.room():
+            if time.monotonic() > deadline:
+                logger.warning("no room in the tap for %.0fs: dropping until there is", PATIENCE_S)
+                self.gave_up = True
+                return
+            time.sleep(0.001)
 
 
 def _report(summary: ReplaySummary, number: int, problem: str) -> None:

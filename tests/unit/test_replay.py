@@ -182,3 +182,28 @@ def test_replay_waits_for_room_instead_of_dropping(tmp_path: Path) -> None:
     assert summary.rows == 40 and len(tap.offers) == 40
     assert tap.refused == 0
     assert time.monotonic() - started >= 38 * 0.005 * 0.9  # paced by the tap, not dropped
+
+
+class FullTap(RecordingTap):
+    """A tap that never has room (the broker is away for good)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def room(self) -> bool:
+        self.asked += 1
+        return False
+
+
+def test_a_tap_that_stays_full_is_waited_for_once_not_per_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("producers.replay.PATIENCE_S", 0.05)
+    path = tmp_path / "rows.parquet"
+    rows = pa.table({"txn_id": [f"f{i}" for i in range(200)], "live_score": [0.1] * 200})
+    pq.write_table(rows, path)
+    started = time.monotonic()
+    summary = replay(path, FullTap())
+    assert summary.rows == 200
+    assert time.monotonic() - started < 1.0  # one 0.05 s wait, not 200 of them

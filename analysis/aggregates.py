@@ -39,16 +39,19 @@ def coverage(paired: PairedWindow) -> list[dict[str, float]]:
     return out
 
 
+_POINTS = sorted(set(LATENCY_POINTS) | {round(q, 3) for q in CURVE_POINTS})
+"""The quantiles every latency distribution reports: the named ones and the CDF curve's."""
+
+
 def latency(arrays: dict[str, Any], columns: list[str]) -> dict[str, dict[str, Any]]:
     """Latency distribution (ms) of every model column l_live, l_0...: mean, p50..p99.9, std,
     max and a quantile curve for the CDF plot. Exact quantiles from the ~200 order statistics
     they need (`order_statistics`), not a sort: DuckDB's exact quantile_cont with a list of 100
     points was several times slower on 2.5 M rows, and a float32 sort about 4x slower."""
-    points = sorted(set(LATENCY_POINTS) | {round(q, 3) for q in CURVE_POINTS})
     out = {}
     for column in columns:
         values = arrays[column]
-        out[column] = _latency_stats(values[np.isfinite(values)], points)
+        out[column] = _latency_stats(values[np.isfinite(values)], _POINTS)
     return out
 
 
@@ -66,9 +69,8 @@ def request_latency(paired: PairedWindow, where: str, params: dict) -> dict[str,
         "GROUP BY ALL"
     )
     sql = f"SELECT model_id::VARCHAR, list(probe) FROM ({probes}) GROUP BY ALL"
-    points = sorted(set(LATENCY_POINTS) | {round(q, 3) for q in CURVE_POINTS})
     return {
-        str(model): _latency_stats(np.asarray(values, dtype=np.float32), points)
+        str(model): _latency_stats(np.asarray(values, dtype=np.float32), _POINTS)
         for model, values in con.sql(sql, params=params).fetchall()
     }
 

@@ -158,8 +158,9 @@ class CandidateSet:
         )
 
     def _probe(self, candidate: Candidate, envelope: Envelope) -> float | None:
-        """A single-request probe at most every probe_seconds per model: a 1-row call between
-        big batches costs onnxruntime more than its own time (other shapes, other buffers)."""
+        """A single-request probe at most every probe_seconds per model: probing every chunk
+        cut the worker bench's rate by about a quarter, more than the 1-row calls themselves
+        take (onnxruntime switching between a 1-row and a batch shape is the likely cause)."""
         now = time.monotonic()
         if not self.probe_seconds or now < candidate.next_probe:
             return None

@@ -185,6 +185,11 @@ class InlineTap:
         next(self._enqueued)
         return True
 
+    def room(self) -> bool:
+        """False for FULL_PAUSE_S after the producer's queue refused a record: a batch tool
+        (replay) waits instead of offering into a full queue; a live service never waits."""
+        return not self._full_until or time.monotonic() >= self._full_until
+
     def _encoded(
         self,
         txn_id: str,

@@ -85,13 +85,22 @@ def test_counters_add_up_while_offers_run() -> None:
 
     thread = threading.Thread(target=offers)
     thread.start()
-    snapshots = [tap.stats() for _ in range(200)]
+    snapshots = []
+    for _ in range(200):
+        stats = tap.stats()
+        snapshots.append((stats, offered[0]))  # offers made by now: at most one more counted
     done.set()
     thread.join()
     tap.close(0.1)
-    for stats in snapshots:
+    previous: dict[str, int] = {}
+    for stats, made in snapshots:
         assert stats["offered"] == sum(stats[k] for k in PARTS)
+        # read in the right order, a moving record is never counted twice: no snapshot
+        # counts more offers than were made, and no counter goes back
+        assert stats["offered"] <= made + 1
         assert stats["enqueued"] >= stats["delivered"] + stats["failed"]
+        assert all(stats[k] >= previous.get(k, 0) for k in (*PARTS, "offered"))
+        previous = stats
     final = tap.stats()
     assert final["offered"] == offered[0] == sum(final[k] for k in PARTS)
     assert final["enqueued"] == final["failed"] <= 50 + 100 + 1

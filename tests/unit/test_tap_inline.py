@@ -87,7 +87,9 @@ def test_offer_returns_at_once_when_the_queue_is_full() -> None:
 def test_a_full_queue_is_retried_after_a_pause() -> None:
     with InlineTap(_settings(sample_rate=1.0, queue_max_messages=1)) as tap:
         assert tap.offer("first", {}, LIVE)
+        assert tap.room()
         assert not tap.offer("second", {}, LIVE)  # refused by the queue
+        assert not tap.room()  # a replay would wait here
         assert not tap.offer("third", {}, LIVE)  # dropped without encoding: queue still full
         time.sleep(0.05)
         tap._producer.purge()  # make room, as a returning broker would

@@ -21,7 +21,7 @@ from analysis import paired as pw
 from analysis.labelled import LabelledWindow
 from analysis.metrics import Sorted, agreement, distribution
 from analysis.segments import live_segments, segment_metrics
-from shadow.dataset import connect, window_sql
+from shadow.dataset import connect
 from shadow.settings import AnalysisSettings
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class Comparison:
             for i in range(count):
                 parts[i].append(pool.submit(self._sliced, data, segments, ahead[i], shared))
             counts = aggregates.coverage(paired)
-            requests = aggregates.request_latency(paired, *window_sql(self.start, self.end))
+            requests = aggregates.request_latency(paired)
             hours = aggregates.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
             self.progress(f"comparing {count} candidate(s)")
             latencies = latency.result()

@@ -206,8 +206,10 @@ def write_labels(
 def _parquet(table: pa.Table) -> bytes:
     import pyarrow.parquet as pq
 
+    from shadow.predictions import with_models
+
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(with_models(table), buffer, compression="zstd")
     return buffer.getvalue()
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from analysis.grouped import compact
 from analysis.labelled import roc_auc_sorted
 from analysis.metrics import Sorted, psi_sorted
-from analysis.paired import compact
 
 
 class SegmentOrder:

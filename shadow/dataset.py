@@ -104,6 +104,26 @@ def register(con: duckdb.DuckDBPyConnection, view: str, dataset: ds.Dataset | No
     return True
 
 
+def footer_models(
+    con: duckdb.DuckDBPyConnection, dataset: ds.Dataset | None
+) -> list[tuple[str, str]] | None:
+    """The (model_id, role) pairs that the footers of a local dataset's objects list
+    (MODELS_KEY): a few kilobytes read instead of a scan. None when any object lacks them
+    (written before they existed, or by another writer) or the store is remote: then scan."""
+    import pyarrow.fs
+
+    from shadow.predictions import MODELS_KEY, models_of
+
+    if dataset is None or not isinstance(dataset.filesystem, pyarrow.fs.LocalFileSystem):
+        return None
+    files = ", ".join(_quote(path) for path in dataset.files)
+    sql = f"SELECT value FROM parquet_kv_metadata([{files}]) WHERE key = $key"
+    values = con.sql(sql, params={"key": MODELS_KEY}).fetchall()
+    if len(values) < len(dataset.files):
+        return None
+    return sorted({pair for (value,) in values for pair in models_of(value) or []})
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 

@@ -26,6 +26,7 @@ from shadow.predictions import (
     ROLE_CANDIDATE,
     ROLE_LIVE,
     batch_key,
+    with_models,
 )
 
 if TYPE_CHECKING:
@@ -184,10 +185,11 @@ def features_table(keys: ChunkKeys, envelopes: Sequence[Envelope]) -> pa.Table:
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
-    """The table as one Parquet file in memory: zstd, dictionary pages on the repeated columns."""
+    """The table as one Parquet file in memory: zstd, dictionary pages on the repeated columns,
+    and a predictions table's models in the footer (MODELS_KEY)."""
     sink = io.BytesIO()
     dictionary = [c for c in _DICT_COLUMNS if c in table.column_names] or False
-    pq.write_table(table, sink, compression="zstd", use_dictionary=dictionary)
+    pq.write_table(with_models(table), sink, compression="zstd", use_dictionary=dictionary)
     return sink.getvalue()
 
 

@@ -14,6 +14,7 @@ and a zombie writer after a rebalance may have written the same rows under anoth
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pyarrow as pa
 
@@ -88,3 +89,27 @@ def batch_key(
 def labels_key(name: str, event_date: str) -> str:
     """Object key of one labels file."""
     return f"{LABELS}/date={event_date}/{name}.parquet"
+
+
+MODELS_KEY = b"shadow.models"
+"""Parquet key-value metadata of a predictions object: a JSON list of its [model_id, role]
+pairs, so a reader learns the models of a window from the footers, without a scan."""
+
+
+def with_models(table: pa.Table) -> pa.Table:
+    """The predictions table with its (model_id, role) pairs in the schema metadata (written
+    into the Parquet footer); other tables as they are."""
+    if "model_id" not in table.column_names or "role" not in table.column_names:
+        return table
+    columns = {c: table.column(c).cast(pa.string()) for c in ("model_id", "role")}
+    pairs = pa.table(columns).group_by(["model_id", "role"]).aggregate([])
+    models = sorted(zip(*(pairs.column(c).to_pylist() for c in columns), strict=True))
+    metadata = {**(table.schema.metadata or {}), MODELS_KEY: json.dumps(models).encode()}
+    return table.replace_schema_metadata(metadata)
+
+
+def models_of(value: bytes | None) -> list[tuple[str, str]] | None:
+    """The [model_id, role] pairs of one object's MODELS_KEY value; None when it has none."""
+    if value is None:
+        return None
+    return [(str(model), str(role)) for model, role in json.loads(value)]

@@ -1,0 +1,69 @@
+"""Keyed joins - segment codes and labels onto positionally paired transactions.
+
+The positional path (analysis.positional) identifies a transaction by the 64-bit hash of its
+txn_id (`keys`). Features and labels are deduped on txn_id itself, exactly as in the GROUP BY
+path, and joined on that hash. Features written alongside the predictions, in the same order,
+need no join at all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from analysis.grouped import codes_sql, compact, features_sql, labels_sql
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+def segment_codes(
+    con: duckdb.DuckDBPyConnection,
+    where: str,
+    params: dict,
+    segments: dict[str, list[str]],
+    keys: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """seg_<k>: per transaction, the 1-based code of its value of segment feature k (0: none)."""
+    kinds = [compact(len(names)) for names in segments.values()]
+    sql = f"SELECT hash(txn_id) AS h, {codes_sql(segments)} FROM features WHERE {where}"
+    rows = con.sql(sql, params=params).fetchnumpy()
+    if len(rows["h"]) == len(keys) and np.array_equal(rows["h"], keys):
+        return {f"seg_{i}": rows[f"seg_{i}"].astype(kind) for i, kind in enumerate(kinds)}
+    joined = _join(con, keys, features_sql(segments, where, "hash(txn_id) AS h"), params)
+    return {
+        f"seg_{i}": _scatter(len(keys), joined["pos"], joined[f"seg_{i}"], kind(0))
+        for i, kind in enumerate(kinds)
+    }
+
+
+def labels(con: duckdb.DuckDBPyConnection, keys: np.ndarray) -> dict[str, np.ndarray]:
+    """label and amount per transaction (NaN: not labelled yet); the latest label wins."""
+    joined = _join(con, keys, labels_sql("hash(txn_id) AS h"), {})
+    return {
+        column: _scatter(len(keys), joined["pos"], joined[column], np.float64("nan"))
+        for column in ("label", "amount")
+    }
+
+
+def _join(
+    con: duckdb.DuckDBPyConnection, keys: np.ndarray, sql: str, params: dict
+) -> dict[str, np.ndarray]:
+    """The rows of `sql` (with a column h) that match a transaction, with its position pos."""
+    import pyarrow as pa
+
+    positions = np.arange(len(keys), dtype=np.int64)
+    con.register("shadow_txns", pa.table({"h": keys, "pos": positions}))
+    try:
+        query = f"SELECT t.pos, x.* EXCLUDE (h) FROM shadow_txns t JOIN ({sql}) x USING (h)"
+        raw = con.sql(query, params=params or None).fetchnumpy()
+    finally:
+        con.unregister("shadow_txns")
+    return {column: np.ma.filled(values, np.nan) for column, values in raw.items()}
+
+
+def _scatter(count: int, at: np.ndarray, values: np.ndarray, empty: Any) -> np.ndarray:
+    out = np.full(count, empty, dtype=np.asarray(empty).dtype)
+    out[at] = values
+    return out

@@ -1,0 +1,32 @@
+"""SQL text helpers shared by the analysis modules."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+def quote(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(text: str) -> str:
+    """A SQL identifier (a column name as written)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def inline(sql: str, params: dict[str, Any]) -> str:
+    """CREATE TABLE AS cannot be prepared in DuckDB: inline the window's timestamps."""
+    for name, value in params.items():
+        sql = sql.replace(f"${name}", f"TIMESTAMPTZ {quote(value.isoformat())}")
+    return sql
+
+
+def probe_column(con: duckdb.DuckDBPyConnection) -> str:
+    """The single-request latency column of the predictions view; NULL when no object has it
+    (all written before it existed)."""
+    present = con.sql("SELECT * FROM predictions LIMIT 0").columns
+    return "request_latency_us" if "request_latency_us" in present else "NULL::FLOAT"

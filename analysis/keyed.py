@@ -1,9 +1,10 @@
 """Keyed joins - segment codes and labels onto positionally paired transactions.
 
 The positional path (analysis.positional) identifies a transaction by the 64-bit hash of its
-txn_id (`keys`). Features and labels are deduped on txn_id itself, exactly as in the GROUP BY
-path, and joined on that hash. Features written alongside the predictions, in the same order,
-need no join at all.
+txn_id (`keys`), and features and labels join on that hash. Features are deduped on txn_id
+itself, as in the GROUP BY path; features written alongside the predictions, in the same
+order, need no join at all. Labels are joined first and deduped after, only where a
+transaction has several.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis.grouped import codes_sql, compact, features_sql, labels_sql
+from analysis.grouped import LABEL_TIME, codes_sql, compact, features_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -39,8 +40,19 @@ def segment_codes(
 
 
 def labels(con: duckdb.DuckDBPyConnection, keys: np.ndarray) -> dict[str, np.ndarray]:
-    """label and amount per transaction (NaN: not labelled yet); the latest label wins."""
-    joined = _join(con, keys, labels_sql("hash(txn_id) AS h"), {})
+    """label and amount per transaction (NaN: not labelled yet). A transaction labelled more
+    than once takes its latest label (a label without label_time counts as the oldest), as
+    in the GROUP BY path; the join comes first, so the usual single labels need no GROUP BY."""
+    sql = (
+        "SELECT hash(txn_id) AS h, label::DOUBLE AS label, amount, "
+        f"epoch_ms({LABEL_TIME}) AS label_ms FROM labels"
+    )
+    joined = _join(con, keys, sql, {})
+    at = joined["pos"]
+    if len(at) and np.bincount(at).max() > 1:
+        order = np.lexsort((joined["label_ms"], at))  # per transaction, the latest label last
+        last = np.flatnonzero(np.append(at[order][1:] != at[order][:-1], True))
+        joined = {column: values[order][last] for column, values in joined.items()}
     return {
         column: _scatter(len(keys), joined["pos"], joined[column], np.float64("nan"))
         for column in ("label", "amount")

@@ -28,7 +28,15 @@ from analysis.sample_store import (
 )
 from shadow.dataset import connect, footer_models, open_dataset, register
 from shadow.objectstore import LocalStore
-from shadow.predictions import MODELS_KEY, PREDICTIONS, ROLE_LIVE, batch_key, with_models
+from shadow.predictions import (
+    LABEL_SCHEMA,
+    MODELS_KEY,
+    PREDICTIONS,
+    ROLE_LIVE,
+    batch_key,
+    labels_key,
+    with_models,
+)
 from shadow.settings import AnalysisSettings
 
 DAY0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -103,6 +111,10 @@ def test_worker_layout_pairs_by_position_with_features_and_labels(tmp_path, monk
         _write_chunks(store, sc, models, begin, begin + 1000, 250)
     write_features(store, sc.ids, sc.event_time_ms, {"merchant_category": sc.merchant_category})
     write_labels(store, sc.ids[::2], sc.labels[::2], sc.amounts[::2])
+    # later labels win, whether their file is read before or after the first labels
+    _relabel(store, sc.ids[:400:2], 1 - sc.labels[:400:2], 1_000, "2025-12-30")
+    _relabel(store, sc.ids[400:800:2], 1 - sc.labels[400:800:2], 2_000, "2026-01-02")
+    _relabel(store, sc.ids[1:100:2], sc.labels[1:100:2], None, "2026-01-02")  # the only one
     window = (DAY0 + dt.timedelta(hours=3), DAY0 + dt.timedelta(hours=17))  # cuts chunks
     fast = _same(store, monkeypatch, window=window, segments=["merchant_category"])
     assert fast.path == "positional"
@@ -111,7 +123,36 @@ def test_worker_layout_pairs_by_position_with_features_and_labels(tmp_path, monk
     )
     assert fast.transactions == inside.sum()
     assert fast.candidates == ["cand@1", "failing@1"] and fast.live_models == ["live@1"]
-    assert np.isfinite(fast.columns["label"]).sum() == inside[::2].sum()
+    labelled = inside[::2].sum() + inside[1:100:2].sum()
+    assert np.isfinite(fast.columns["label"]).sum() == labelled
+    relabelled = np.isin(fast.columns["keys"], _hashes(sc.ids[:800:2]))
+    assert relabelled.sum() == inside[:800:2].sum()
+    assert (fast.columns["amount"][relabelled] == 7.0).all()
+
+
+def _hashes(ids) -> np.ndarray:
+    con = connect()
+    con.register("ids", pa.table({"txn_id": pa.array(ids, pa.string())}))
+    return con.sql("SELECT hash(txn_id) AS h FROM ids").fetchnumpy()["h"]
+
+
+def _relabel(store, ids, labels, label_ms: int | None, date: str) -> None:
+    table = pa.table(
+        {
+            "txn_id": pa.array(ids, pa.string()),
+            "label": pa.array(labels.astype(np.int8)),
+            "amount": pa.array(np.full(len(ids), 7.0)),
+            "label_time": pa.array([label_ms] * len(ids), pa.timestamp("ms", tz="UTC")),
+        },
+        schema=LABEL_SCHEMA,
+    )
+    _put_labels(store, labels_key(f"relabel-{label_ms}", date), table)
+
+
+def _put_labels(store, key: str, table: pa.Table) -> None:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    store.put(key, sink.getvalue())
 
 
 def test_replays_zombies_and_skipped_rows_merge_as_the_group_by_does(tmp_path, monkeypatch):

@@ -108,27 +108,33 @@ def _top_k(rate: float, n: int) -> int:
 
 def _replicates(y, a, rate, w) -> np.ndarray:
     """Metrics (len(METRICS) x replicates) for a block of Poisson weights `w`, one model:
-    labels `y`, amounts `a` (float32) and the columns of `w` in descending score order."""
-    wy = w * y
+    labels `y`, amounts `a` (float32) and the columns of `w` in descending score order.
+    Only the rows seen (a cumulative sum) is needed at every column; the rest is summed over
+    the positives' columns alone (~2 % of them), where the labels' weight is not zero."""
+    hits = np.flatnonzero(y)
     seen = np.cumsum(w, axis=1)
-    tp = np.cumsum(wy, axis=1)
-    fp = seen - tp
-    pos, neg = tp[:, -1], fp[:, -1]
+    wp = w[:, hits]
+    start = np.zeros((len(w), 1), np.float32)  # a column before the first positive
+    tp = np.cumsum(np.hstack([start, wp]), axis=1)  # positives seen, up to each positive
+    caught = np.cumsum(np.hstack([start, wp * a[hits]]), axis=1)
+    at_p = seen[:, hits]
+    pos, neg = tp[:, -1], seen[:, -1] - tp[:, -1]
     k = _top_k(rate, len(y)) - 1
+    upto = int(np.searchsorted(hits, k, side="right"))  # positives ranked at or above k
     # precision where a replicate has seen no row yet (its top rows drawn 0 times) is
     # undefined, and only ever multiplied by a zero weight: count it as 0, not NaN
-    precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
+    precision = np.divide(tp[:, 1:], at_p, out=np.zeros_like(at_p), where=at_p > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        auc = np.sum(wy * (neg[:, None] - fp), axis=1) / (pos * neg)
-        ap = np.sum(wy * precision, axis=1) / pos
-        caught = np.cumsum(wy * a, axis=1)
+        above = neg[:, None] - (at_p - tp[:, 1:])  # negatives ranked below each positive
+        auc = np.sum(wp * above, axis=1, dtype=np.float64) / (pos * neg)
+        ap = np.sum(wp * precision, axis=1, dtype=np.float64) / pos
         return np.vstack(
             [
                 auc,
                 ap,
-                tp[:, k] / pos,
-                tp[:, k] / (tp[:, k] + fp[:, k]),
-                caught[:, k] / caught[:, -1],
+                tp[:, upto] / pos,
+                tp[:, upto] / seen[:, k],
+                caught[:, upto] / caught[:, -1],
             ]
         )
 

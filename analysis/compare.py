@@ -87,32 +87,22 @@ class Comparison:
 
     def _measure(self, paired: pw.PairedWindow, result: dict[str, Any]) -> None:
         """Fill `result` for a window with transactions. numpy's sorts and scans release the
-        GIL, so two pool threads do the numpy work while this thread asks DuckDB (which has
-        its own threads) for coverage and hours. The work is cut in small tasks (live's ranks,
-        each sort, the live side shared by the candidates, then each candidate's scores,
-        labelled figures and segments) so both threads stay busy to the end; the pool is FIFO
-        and a task only waits for tasks submitted before it."""
+        GIL, so two pool threads do the numpy work: the sorts start on the scores alone while
+        DuckDB joins segments and labels, and this thread then computes coverage and hours.
+        The work is cut in small tasks (live's ranks, each sort, the live side shared by the
+        candidates, then each candidate's scores, labelled figures and segments) so both
+        threads stay busy to the end; the pool is FIFO and a task only waits for tasks
+        submitted before it."""
         self.progress("aggregating coverage, latency and hours")
         result["segment_features"] = paired.segments
-        data = paired.arrays()
-        columns = ["l_live"] + [f"l_{i}" for i in range(len(paired.candidates))]
-        segments = {f: data[f"seg_{k}"] for k, f in enumerate(paired.segments)}
-        if paired.has_labels:
-            result["labelled_transactions"] = int(np.sum(np.isfinite(data["label"])))
         count = len(paired.candidates)
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
-            parts: list[list[Future]] = [[] for _ in range(count)]
-            if count:
-                ranked = pool.submit(self._live_ranked, data, 0)
-                ahead = [pool.submit(_paired_sorted, data, i) for i in range(count)]
-                shared = pool.submit(self._live_side, data, 0, segments, ranked)
-            latency = pool.submit(aggregates.latency, data, columns)
-            for i in range(count):
-                parts[i].append(pool.submit(self._scored, data, ahead[i], ranked))
-            for i in range(count):
-                parts[i].append(pool.submit(self._truth, data, i, ahead[i], shared))
-            for i in range(count):
-                parts[i].append(pool.submit(self._sliced, data, segments, ahead[i], shared))
+            ranked = pool.submit(self._live_ranked, paired.columns, 0) if count else None
+            ahead = [pool.submit(_paired_sorted, paired.columns, i) for i in range(count)]
+            data = paired.arrays()  # segment codes and labels join meanwhile
+            if paired.has_labels:
+                result["labelled_transactions"] = int(np.sum(np.isfinite(data["label"])))
+            parts, latency = self._submit(pool, data, paired, ranked, ahead)
             counts = aggregates.coverage(paired)
             requests = aggregates.request_latency(paired)
             hours = aggregates.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
@@ -125,6 +115,26 @@ class Comparison:
             for part in parts[i]:
                 entry.update(part.result())
             result["candidates"][name] = entry
+
+    def _submit(
+        self, pool: ThreadPoolExecutor, data: dict, paired: pw.PairedWindow, ranked, ahead
+    ) -> tuple[list[list[Future]], Future]:
+        """Queue the work after the sorts: live's shared side, latencies, then per candidate
+        its scores, labelled figures and segments."""
+        segments = {f: data[f"seg_{k}"] for k, f in enumerate(paired.segments)}
+        columns = ["l_live"] + [f"l_{i}" for i in range(len(paired.candidates))]
+        count = len(paired.candidates)
+        if count:
+            shared = pool.submit(self._live_side, data, 0, segments, ranked)
+        latency = pool.submit(aggregates.latency, data, columns)
+        parts: list[list[Future]] = [[] for _ in range(count)]
+        for i in range(count):
+            parts[i].append(pool.submit(self._scored, data, ahead[i], ranked))
+        for i in range(count):
+            parts[i].append(pool.submit(self._truth, data, i, ahead[i], shared))
+        for i in range(count):
+            parts[i].append(pool.submit(self._sliced, data, segments, ahead[i], shared))
+        return parts, latency
 
     def _pairing(self, data: dict, ahead: Future, wait: Future) -> tuple | None:
         """Candidate's pairing mask, live's and its sorted scores on it (None: no pairs), once

@@ -11,6 +11,7 @@ them, from a scan.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,9 @@ class PairedWindow:
     segment_names: dict[str, list[str]] = field(default_factory=dict)
     """Per segment feature, its values in the window: seg_<k> holds 1 + the value's index."""
     path: str = "positional"
+    pending: Callable[[], dict[str, np.ndarray]] | None = field(default=None, repr=False)
+    """Joins still to run (segment codes, labels): arrays() runs them, so the sorts of the
+    scores can start first."""
 
     @property
     def transactions(self) -> int:
@@ -51,7 +55,11 @@ class PairedWindow:
         return 0 if live is None else int(np.isfinite(live).sum())
 
     def arrays(self) -> dict[str, Any]:
-        """The columns, each segment's codes as (codes, value names)."""
+        """The columns (the pending joins run first), each segment's codes as (codes, value
+        names)."""
+        if self.pending is not None:
+            self.columns.update(self.pending())
+            self.pending = None
         out: dict[str, Any] = dict(self.columns)
         for i, feature in enumerate(self.segments):
             out[f"seg_{i}"] = (out[f"seg_{i}"], self.segment_names[feature])
@@ -90,12 +98,14 @@ def build(
     named = candidates is not None
     pivot = positional.pair(con, (where, params), live, chosen, named) if one_role else None
     if pivot is not None:
-        columns = pivot.columns
-        if segments:
-            columns.update(keyed.segment_codes(con, where, params, segments, columns["keys"]))
-        if labels:
-            columns.update(keyed.labels(con, columns["keys"]))
-        return PairedWindow(pivot.candidates, pivot.live, columns, labels, list(segments), segments)
+        keys = pivot.columns["keys"]
+
+        def joins() -> dict[str, np.ndarray]:
+            out = keyed.segment_codes(con, where, params, segments, keys) if segments else {}
+            return out | (keyed.labels(con, keys) if labels else {})
+
+        found = (pivot.candidates, pivot.live, pivot.columns)
+        return PairedWindow(*found, labels, list(segments), segments, pending=joins)
     if not scanned:  # the GROUP BY takes the models it is given: those of the window
         live, chosen, one_role = _models(models_in_window(con, where, params), candidates)
     models = (chosen, live if one_role else None)

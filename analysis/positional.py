@@ -13,6 +13,7 @@ txn_id; numpy copies whole runs. On 10 M rows, about a third of the GROUP BY's t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,24 @@ if TYPE_CHECKING:
 MIN_RUN = 16
 """Below this mean run length (rows interleaved model by model, not the worker's layout) a
 Python step per run costs more than the GROUP BY: pair with analysis.grouped instead."""
+
+PEAK_BYTES_PER_ROW = 100
+"""Memory a fetched row takes at the peak (its Arrow columns and their numpy copies; 81 bytes
+measured on 10 M rows, with some room). A window
+whose rows would take more than a quarter of the machine's memory is paired by the GROUP BY,
+which DuckDB can spill to disk."""
+
+
+def fits(con: duckdb.DuckDBPyConnection, where: str, params: dict) -> bool:
+    """Whether the window's rows fit in memory for positional pairing (PEAK_BYTES_PER_ROW)."""
+    sql = f"SELECT count(*) FROM predictions WHERE {where}"
+    rows = con.sql(sql, params=params).fetchall()[0][0]
+    return rows * PEAK_BYTES_PER_ROW <= memory_bytes() // 4
+
+
+def memory_bytes() -> int:
+    """The machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 @dataclass
@@ -194,9 +213,12 @@ def pair(
 ) -> Pivot | None:
     """The paired columns of the window (`window`: its WHERE clause and parameters), one entry
     per transaction. `named`: the candidates were asked for by name, so each is kept even
-    without rows. None when the rows are not in the worker's layout (MIN_RUN) or two txn_ids
-    share a hash (about once in 10^6 windows of 5 M transactions): then GROUP BY."""
+    without rows. None when the rows would not fit in memory, are not in the worker's layout
+    (MIN_RUN) or two txn_ids share a hash (about once in 10^6 windows of 5 M transactions):
+    then GROUP BY."""
     where, params = window
+    if not fits(con, where, params):
+        return None
     rows = fetch(con, where, params, live + candidates)
     live, candidates = _in_window(rows, live, candidates, named)
     columns = pivot(rows, len(live), len(candidates))

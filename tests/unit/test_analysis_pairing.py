@@ -87,6 +87,7 @@ def _pair(store, window=DAY, candidates=None, segments=None, grouped=False, monk
     result = pw.build(connect(), store, window, candidates, segments)
     if grouped:
         monkeypatch.undo()
+    result.arrays()  # runs the joins still pending
     return result
 
 
@@ -250,6 +251,22 @@ def test_a_hash_collision_falls_back_to_the_group_by(tmp_path, monkeypatch):
     assert not positional.collides(con, *where, unique)
     monkeypatch.setattr(positional, "collides", lambda *args: True)
     assert _pair(store).path == "grouped"
+
+
+def test_a_window_too_large_for_memory_takes_the_group_by(tmp_path, monkeypatch):
+    sc = scenario(300, seed=12, hours=1)
+    store = LocalStore(tmp_path)
+    write_predictions(store, sc.ids, sc.event_time_ms, _models(sc, 300), batch_txns=100)
+    assert _pair(store).path == "positional"
+    rows = 300 * 3  # a quarter of this memory holds the peak of 899 rows, not 900
+    monkeypatch.setattr(
+        positional, "memory_bytes", lambda: (rows - 1) * 4 * positional.PEAK_BYTES_PER_ROW
+    )
+    assert _pair(store).path == "grouped"
+    monkeypatch.setattr(
+        positional, "memory_bytes", lambda: rows * 4 * positional.PEAK_BYTES_PER_ROW
+    )
+    assert _pair(store).path == "positional"
 
 
 @pytest.mark.parametrize("labels", [False, True])

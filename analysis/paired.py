@@ -87,7 +87,7 @@ def build(
     if not register(con, "predictions", dataset):
         return PairedWindow(list(candidates or []), [])
     where, params = window_sql(start, end)
-    roles = footer_models(con, dataset)  # the objects' models: some may lie outside the window
+    roles = footer_models(dataset)  # the objects' models: some may lie outside the window
     scanned = roles is None or len(roles) != len(dict(roles))
     if scanned:
         roles = models_in_window(con, where, params)

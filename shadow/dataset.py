@@ -104,24 +104,29 @@ def register(con: duckdb.DuckDBPyConnection, view: str, dataset: ds.Dataset | No
     return True
 
 
-def footer_models(
-    con: duckdb.DuckDBPyConnection, dataset: ds.Dataset | None
-) -> list[tuple[str, str]] | None:
-    """The (model_id, role) pairs that the footers of a local dataset's objects list
-    (MODELS_KEY): a few kilobytes read instead of a scan. None when any object lacks them
-    (written before they existed, or by another writer) or the store is remote: then scan."""
-    import pyarrow.fs
+FOOTER_READERS = 8
+"""Objects whose footers are read at once (a remote store answers each read in a round trip)."""
+
+
+def footer_models(dataset: ds.Dataset | None) -> list[tuple[str, str]] | None:
+    """The (model_id, role) pairs that the footers of the dataset's objects list (MODELS_KEY):
+    a few kilobytes per object instead of a scan. None when any object lacks them (written
+    before they existed, or by another writer): then scan."""
+    from concurrent.futures import ThreadPoolExecutor
 
     from shadow.predictions import MODELS_KEY, models_of
 
-    if dataset is None or not isinstance(dataset.filesystem, pyarrow.fs.LocalFileSystem):
+    if dataset is None:
         return None
-    files = ", ".join(_quote(path) for path in dataset.files)
-    sql = f"SELECT value FROM parquet_kv_metadata([{files}]) WHERE key = $key"
-    values = con.sql(sql, params={"key": MODELS_KEY}).fetchall()
-    if len(values) < len(dataset.files):
+
+    def listed(fragment: Any) -> list[tuple[str, str]] | None:
+        return models_of((fragment.metadata.metadata or {}).get(MODELS_KEY))
+
+    with ThreadPoolExecutor(max_workers=FOOTER_READERS) as pool:
+        found = list(pool.map(listed, dataset.get_fragments()))
+    if any(models is None for models in found):
         return None
-    return sorted({pair for (value,) in values for pair in models_of(value) or []})
+    return sorted({pair for models in found for pair in models or []})
 
 
 def _quote(text: str) -> str:

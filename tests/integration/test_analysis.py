@@ -25,10 +25,10 @@ from analysis.sample_store import (
     write_labels,
     write_predictions,
 )
-from shadow.dataset import read_predictions
+from shadow.dataset import footer_models, open_dataset, read_predictions
 from shadow.modelcard import card_for_file
 from shadow.objectstore import LocalStore, open_store
-from shadow.predictions import ROLE_LIVE
+from shadow.predictions import PREDICTIONS, ROLE_LIVE
 from shadow.reference_models import build_reference_models
 from shadow.registry import ModelRegistry
 from shadow.scorer import OnnxScorer
@@ -143,6 +143,8 @@ def test_s3_and_local_reads_give_the_same_figures(
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     end = start + dt.timedelta(days=1)
     assert read_predictions(s3, start, end).num_rows == 36_000
+    models = [("degraded@ref", "candidate"), ("gbdt@ref", "live"), ("lr@ref", "candidate")]
+    assert footer_models(open_dataset(s3, PREDICTIONS, start, end)) == models  # no scan
     settings = AnalysisSettings(bootstrap_samples=20, min_segment_rows=300)
     bodies = [Comparison(s, start, end, settings=settings).run() for s in (s3, local)]
     # the same figures whatever the store and whatever order the engine returned the rows in

@@ -219,10 +219,7 @@ def test_objects_without_the_footer_list_are_scanned(tmp_path, monkeypatch):
     models = _models(sc, 600)
     _write_chunks(store, sc, models, 0, 300, 100)
     _write_chunks(store, sc, models, 300, 600, 100, footer=False)
-    con = connect()
-    dataset = open_dataset(store, PREDICTIONS, *DAY)
-    register(con, "predictions", dataset)
-    assert footer_models(con, dataset) is None
+    assert footer_models(open_dataset(store, PREDICTIONS, *DAY)) is None
     fast = _same(store, monkeypatch)
     assert fast.path == "positional" and fast.transactions == 600
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analysis.sql import ident, inline, probe_column, quote
+from analysis.sql import ident, inline, numpy_columns, probe_column, quote
 from shadow.predictions import ROLE_LIVE
 
 if TYPE_CHECKING:
@@ -64,8 +64,7 @@ def _arrays(
         select += ["coalesce(amount, 'NaN'::DOUBLE) AS amount"]
     for i, values in enumerate(segments.values()):
         select.append(f"coalesce(seg_{i}, 0)::{INTEGER[compact(len(values))]} AS seg_{i}")
-    raw = con.sql(f"SELECT {', '.join(select)} FROM paired").fetchnumpy()
-    return {column: np.asarray(array) for column, array in raw.items()}
+    return numpy_columns(con.sql(f"SELECT {', '.join(select)} FROM paired"))
 
 
 def compact(segments: int) -> type:

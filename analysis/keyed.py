@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from analysis.grouped import LABEL_TIME, codes_sql, compact, features_sql
+from analysis.sql import numpy_columns
 
 if TYPE_CHECKING:
     import duckdb
@@ -29,7 +30,7 @@ def segment_codes(
     """seg_<k>: per transaction, the 1-based code of its value of segment feature k (0: none)."""
     kinds = [compact(len(names)) for names in segments.values()]
     sql = f"SELECT hash(txn_id) AS h, {codes_sql(segments)} FROM features WHERE {where}"
-    rows = con.sql(sql, params=params).fetchnumpy()
+    rows = numpy_columns(con.sql(sql, params=params))
     if len(rows["h"]) == len(keys) and np.array_equal(rows["h"], keys):
         return {f"seg_{i}": rows[f"seg_{i}"].astype(kind) for i, kind in enumerate(kinds)}
     joined = _join(con, keys, features_sql(segments, where, "hash(txn_id) AS h"), params)
@@ -69,10 +70,9 @@ def _join(
     con.register("shadow_txns", pa.table({"h": keys, "pos": positions}))
     try:
         query = f"SELECT t.pos, x.* EXCLUDE (h) FROM shadow_txns t JOIN ({sql}) x USING (h)"
-        raw = con.sql(query, params=params or None).fetchnumpy()
+        return numpy_columns(con.sql(query, params=params or None))
     finally:
         con.unregister("shadow_txns")
-    return {column: np.ma.filled(values, np.nan) for column, values in raw.items()}
 
 
 def _scatter(count: int, at: np.ndarray, values: np.ndarray, empty: Any) -> np.ndarray:

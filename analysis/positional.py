@@ -29,10 +29,9 @@ MIN_RUN = 16
 Python step per run costs more than the GROUP BY: pair with analysis.grouped instead."""
 
 PEAK_BYTES_PER_ROW = 100
-"""Memory a fetched row takes at the peak (its Arrow columns and their numpy copies; 81 bytes
-measured on 10 M rows, with some room). A window
-whose rows would take more than a quarter of the machine's memory is paired by the GROUP BY,
-which DuckDB can spill to disk."""
+"""Memory a fetched row takes at the peak: its Arrow columns and their numpy copies (81 bytes
+measured on 10 M rows, with some room). A window whose rows would take more than a quarter of
+the machine's memory is paired by the GROUP BY, which DuckDB can spill to disk."""
 
 
 def fits(con: duckdb.DuckDBPyConnection, where: str, params: dict) -> bool:
@@ -213,11 +212,11 @@ def pair(
 ) -> Pivot | None:
     """The paired columns of the window (`window`: its WHERE clause and parameters), one entry
     per transaction. `named`: the candidates were asked for by name, so each is kept even
-    without rows. None when the rows would not fit in memory, are not in the worker's layout
-    (MIN_RUN) or two txn_ids share a hash (about once in 10^6 windows of 5 M transactions):
-    then GROUP BY."""
+    without rows. None when there is no model to pair, the rows would not fit in memory, are
+    not in the worker's layout (MIN_RUN) or two txn_ids share a hash (about once in 10^6
+    windows of 5 M transactions): then GROUP BY."""
     where, params = window
-    if not fits(con, where, params):
+    if not live + candidates or not fits(con, where, params):
         return None
     rows = fetch(con, where, params, live + candidates)
     live, candidates = _in_window(rows, live, candidates, named)

@@ -213,6 +213,17 @@ def test_models_are_those_with_rows_in_the_window_unless_named(tmp_path, monkeyp
     assert not named.columns["seen_0"].any() and named.columns["seen_1"].all()
 
 
+def test_objects_read_for_the_window_without_rows_in_it_pair_nothing(tmp_path, monkeypatch):
+    late = scenario(100, seed=13, start_ms=1_767_225_600_000 - 3_600_000, hours=0.5)
+    store = LocalStore(tmp_path)
+    write_predictions(store, late.ids, late.event_time_ms, _models(late, 100), batch_txns=50)
+    found = _same(store, monkeypatch)  # the day before is read (slack): no row is in the day
+    assert (found.transactions, found.candidates, found.live_models) == (0, [], [])
+    named = _same(store, monkeypatch, candidates=["cand@1"])
+    assert (named.transactions, named.candidates) == (0, ["cand@1"])
+    assert Comparison(store, *DAY, settings=SETTINGS).run()["transactions"] == 0
+
+
 def test_objects_without_the_footer_list_are_scanned(tmp_path, monkeypatch):
     sc = scenario(600, seed=8, hours=3)
     store = LocalStore(tmp_path)

@@ -101,11 +101,22 @@ def with_models(table: pa.Table) -> pa.Table:
     into the Parquet footer); other tables as they are."""
     if "model_id" not in table.column_names or "role" not in table.column_names:
         return table
-    columns = {c: table.column(c).cast(pa.string()) for c in ("model_id", "role")}
-    pairs = pa.table(columns).group_by(["model_id", "role"]).aggregate([])
-    models = sorted(zip(*(pairs.column(c).to_pylist() for c in columns), strict=True))
+    models = sorted({pair for batch in table.to_batches() for pair in _batch_models(batch)})
     metadata = {**(table.schema.metadata or {}), MODELS_KEY: json.dumps(models).encode()}
     return table.replace_schema_metadata(metadata)
+
+
+def _batch_models(batch: pa.RecordBatch) -> set[tuple[str, str]]:
+    """The (model_id, role) pairs of one batch: a model's block is dictionary-encoded with
+    one value (no scan); other columns are grouped."""
+    columns = [batch.column("model_id"), batch.column("role")]
+    if not len(batch):
+        return set()
+    if all(pa.types.is_dictionary(c.type) and len(c.dictionary) == 1 for c in columns):
+        return {(str(columns[0].dictionary[0]), str(columns[1].dictionary[0]))}
+    pairs = pa.table([c.cast(pa.string()) for c in columns], names=["model_id", "role"])
+    grouped = pairs.group_by(["model_id", "role"]).aggregate([])
+    return set(zip(*(grouped.column(c).to_pylist() for c in ("model_id", "role")), strict=True))
 
 
 def models_of(value: bytes | None) -> list[tuple[str, str]] | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shadow.envelope import LiveScore, make_envelope
@@ -17,7 +19,7 @@ from shadow.prediction_store import (
     parquet_bytes,
     prediction_table,
 )
-from shadow.predictions import PREDICTION_SCHEMA
+from shadow.predictions import MODELS_KEY, PREDICTION_SCHEMA
 
 EVENT_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -86,3 +88,24 @@ def test_write_key_depends_on_first_offset_and_replay_overwrites(tmp_path) -> No
     stored = pq.read_table(io.BytesIO(store.get(key.replace("predictions/", "features/"))))
     assert stored.column_names == ["txn_id", "event_time", "amount", "mcc"]
     assert stored.column("amount").to_pylist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_the_footer_lists_every_model_and_role_of_the_object() -> None:
+    table, envelopes, keys = _table()
+    switched = [  # the live model changed inside the chunk: two live models in one block
+        make_envelope(e.txn_id, e.features, LiveScore("fraud@8", 0.3, "pass", 2.0), EVENT_MS)
+        if i % 2
+        else e
+        for i, e in enumerate(envelopes)
+    ]
+    second = prediction_table(keys, switched, [ModelScores("lr@1", 0.5, np.zeros(4), 1.0)])
+    data = parquet_bytes(pa.concat_tables([table, second]))
+    listed = json.loads(pq.read_metadata(io.BytesIO(data)).metadata[MODELS_KEY])
+    assert listed == [
+        ["bad@1", "candidate"],
+        ["fraud@7", "live"],
+        ["fraud@8", "live"],
+        ["lr@1", "candidate"],
+    ]
+    features = parquet_bytes(features_table(keys, envelopes))
+    assert MODELS_KEY not in (pq.read_metadata(io.BytesIO(features)).metadata or {})

@@ -4,7 +4,8 @@
 
 Generates the rows (vectorised numpy/pyarrow, in the worker's layout) into a temporary store,
 then times `Comparison.run()` without labels, adds a labels dataset and times it again (the
-median of --repeat runs each, in one process whose imports are done before the first). Prints
+median of --repeat runs each, default 5, in one process whose imports are done before the
+first; the first run in a process is the slowest: memory and DuckDB warm up). Prints
 ONE JSON line: {"rows", "seconds", "rows_per_s", "seconds_with_labels", "cpu_seconds",
 "cpu_seconds_with_labels", "runs", "runs_with_labels", ...}. The comparison is
 everything `shadow compare` computes (pairing, dedupe, distributions, agreement, latency,
@@ -59,7 +60,7 @@ def generate(root: Path, rows: int, seed: int = 1):
     return store, sc, written
 
 
-def run(rows: int, keep: Path | None = None, repeat: int = 1) -> dict[str, Any]:
+def run(rows: int, keep: Path | None = None, repeat: int = 5) -> dict[str, Any]:
     from analysis.sample_store import write_labels
     from shadow.objectstore import LocalStore
 
@@ -126,7 +127,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument("--keep", type=Path, help="generate into this folder and keep it")
-    parser.add_argument("--repeat", type=int, default=1, help="report the median of N runs")
+    parser.add_argument("--repeat", type=int, default=5, help="report the median of N runs")
     args = parser.parse_args()
     result = run(args.rows, args.keep, args.repeat)
     if args.json:

@@ -50,12 +50,15 @@ def _plain_argsort(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _resort(kept: np.ndarray, wrong: np.ndarray, order: np.ndarray, ordered: np.ndarray) -> None:
-    """Sort by value, in place, the runs of equal kept bits that hold an inversion."""
-    run = np.cumsum(np.r_[True, kept[1:] != kept[:-1]]) - 1
-    marked = np.zeros(int(run[-1]) + 1, dtype=bool)
-    marked[run[wrong]] = True  # a lookup table: ~10x faster than np.isin on millions of rows
-    rows = np.flatnonzero(marked[run])
-    fix = np.lexsort((ordered[rows], run[rows]))
+    """Sort by value, in place, the runs of equal kept bits that hold an inversion. The runs
+    are found from their edges around each inversion (numbering every run with a cumulative
+    sum over the whole array cost ~0.09 s per 2.5 M rows)."""
+    edges = np.concatenate(([0], np.flatnonzero(kept[1:] != kept[:-1]) + 1, [len(kept)]))
+    which = np.unique(np.searchsorted(edges, wrong, side="right") - 1)  # runs with inversions
+    starts, lengths = edges[which], edges[which + 1] - edges[which]
+    placed = np.cumsum(lengths) - lengths  # where each run's rows begin among `rows`
+    rows = np.arange(int(lengths.sum())) + np.repeat(starts - placed, lengths)
+    fix = np.lexsort((ordered[rows], np.repeat(np.arange(len(which)), lengths)))
     order[rows] = order[rows][fix]
     ordered[rows] = ordered[rows][fix]
 

@@ -59,20 +59,20 @@ class Rows:
 
 
 def fetch(con: duckdb.DuckDBPyConnection, where: str, params: dict, models: list[str]) -> Rows:
-    """The rows of `models` (live ones first) in [start, end), as numpy columns. Plain
-    columns convert cheapest (NULL becomes NaN in numpy); DuckDB keeps the scan order."""
+    """The rows of `models` (live ones first) in [start, end), as numpy columns (NULL as
+    NaN: columns without nulls convert cheapest). DuckDB keeps the scan order."""
     keys = " ".join(f"WHEN model_id = {quote(m)} THEN {i}" for i, m in enumerate(models))
     names = ", ".join(quote(m) for m in models)
+    nan = "'NaN'::FLOAT"
     sql = (
-        f"SELECT hash(txn_id) AS h, (CASE {keys} END)::SMALLINT AS k, score, latency_us, "
-        f"{probe_column(con)} AS probe, event_time "
+        f"SELECT hash(txn_id) AS h, (CASE {keys} END)::SMALLINT AS k, "
+        f"coalesce(score, 'NaN'::DOUBLE), coalesce(latency_us, {nan}), "
+        f"coalesce({probe_column(con)}, {nan}), event_time "
         f"FROM predictions WHERE {where} AND model_id IN ({names})"
     )
     table = con.sql(sql, params=params).to_arrow_table()
-    h, k, s, lat, r = (table.column(i).to_numpy(zero_copy_only=False) for i in range(5))
-    time_us = table.column(5).cast("int64").to_numpy()
-    lat, r = (values.astype(np.float32, copy=False) for values in (lat, r))
-    return Rows(h, k, s, lat, r, time_us)
+    h, k, s, lat, r = (table.column(i).to_numpy() for i in range(5))
+    return Rows(h, k, s, lat, r, table.column(5).cast("int64").to_numpy())
 
 
 @dataclass

@@ -6,7 +6,6 @@ For tests, the bench and the notebook: known score arrays in, Parquet objects ou
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -204,13 +203,10 @@ def write_labels(
 
 
 def _parquet(table: pa.Table) -> bytes:
-    import pyarrow.parquet as pq
+    """Parquet bytes exactly as the worker writes them (encodings, footer)."""
+    from shadow.prediction_store import parquet_bytes
 
-    from shadow.predictions import with_models
-
-    buffer = io.BytesIO()
-    pq.write_table(with_models(table), buffer, compression="zstd")
-    return buffer.getvalue()
+    return parquet_bytes(table)
 
 
 @dataclass

@@ -62,13 +62,22 @@ def test_rows_per_model_and_live_row() -> None:
     assert {r["worker_id"] for r in rows} == {"w-1"}
 
 
-def test_parquet_roundtrip_is_zstd_with_dictionary_model_id() -> None:
-    table, _, _ = _table()
-    data = parquet_bytes(table)
+def _dictionary(data: bytes, name: str) -> bool:
     meta = pq.ParquetFile(io.BytesIO(data)).metadata
-    column = meta.row_group(0).column(PREDICTION_SCHEMA.get_field_index("model_id"))
+    index = meta.schema.to_arrow_schema().get_field_index(name)
+    column = meta.row_group(0).column(index)
     assert column.compression == "ZSTD"
-    assert "RLE_DICTIONARY" in column.encodings or "PLAIN_DICTIONARY" in column.encodings
+    return "RLE_DICTIONARY" in column.encodings or "PLAIN_DICTIONARY" in column.encodings
+
+
+def test_parquet_roundtrip_is_zstd_with_dictionaries_on_repeated_strings() -> None:
+    table, envelopes, keys = _table()
+    data = parquet_bytes(table)
+    for name in ("txn_id", "model_id", "role", "decision", "worker_id"):  # a row per model
+        assert _dictionary(data, name), name
+    assert not _dictionary(data, "score") and not _dictionary(data, "kafka_offset")
+    features = parquet_bytes(features_table(keys, envelopes))
+    assert _dictionary(features, "mcc") and not _dictionary(features, "txn_id")  # unique
     back = pq.read_table(io.BytesIO(data))
     assert back.num_rows == 12
     assert back.column("txn_id").to_pylist() == table.column("txn_id").to_pylist()

@@ -20,17 +20,26 @@ if TYPE_CHECKING:
     import duckdb
 
 
+def segment_rows(
+    con: duckdb.DuckDBPyConnection, where: str, params: dict, segments: dict[str, list[str]]
+) -> dict[str, np.ndarray]:
+    """The window's features rows in scan order: h (the txn_id hash) and seg_<k> codes."""
+    sql = f"SELECT hash(txn_id) AS h, {codes_sql(segments)} FROM features WHERE {where}"
+    return numpy_columns(con.sql(sql, params=params))
+
+
 def segment_codes(
     con: duckdb.DuckDBPyConnection,
     where: str,
     params: dict,
     segments: dict[str, list[str]],
     keys: np.ndarray,
+    rows: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """seg_<k>: per transaction, the 1-based code of its value of segment feature k (0: none)."""
+    """seg_<k>: per transaction, the 1-based code of its value of segment feature k (0: none).
+    `rows`: segment_rows, if already read."""
     kinds = [compact(len(names)) for names in segments.values()]
-    sql = f"SELECT hash(txn_id) AS h, {codes_sql(segments)} FROM features WHERE {where}"
-    rows = numpy_columns(con.sql(sql, params=params))
+    rows = segment_rows(con, where, params, segments) if rows is None else rows
     if len(rows["h"]) == len(keys) and np.array_equal(rows["h"], keys):
         return {f"seg_{i}": rows[f"seg_{i}"].astype(kind) for i, kind in enumerate(kinds)}
     joined = _join(con, keys, features_sql(segments, where, "hash(txn_id) AS h"), params)

@@ -95,22 +95,47 @@ def build(
     segments = _segment_columns(con, store, window, segment_features or [])
     segments = {f: _segment_values(con, f, where, params) for f in segments}
     labels = register(con, "labels", open_dataset(store, LABELS))
-    named = candidates is not None
-    pivot = positional.pair(con, (where, params), live, chosen, named) if one_role else None
-    if pivot is not None:
-        keys = pivot.columns["keys"]
-
-        def joins() -> dict[str, np.ndarray]:
-            out = keyed.segment_codes(con, where, params, segments, keys) if segments else {}
-            return out | (keyed.labels(con, keys) if labels else {})
-
-        found = (pivot.candidates, pivot.live, pivot.columns)
-        return PairedWindow(*found, labels, list(segments), segments, pending=joins)
+    if one_role:  # a model in two roles is told apart by the role column: GROUP BY
+        wanted = (live, chosen, candidates is not None)
+        found = _by_position(con, (where, params), wanted, segments, labels)
+        if found is not None:
+            return found
     if not scanned:  # the GROUP BY takes the models it is given: those of the window
         live, chosen, one_role = _models(models_in_window(con, where, params), candidates)
     models = (chosen, live if one_role else None)
     columns = grouped.pair(con, where, params, models, segments, labels)
     return PairedWindow(chosen, live, columns, labels, list(segments), segments, "grouped")
+
+
+def _by_position(
+    con: duckdb.DuckDBPyConnection,
+    window: tuple[str, dict],
+    models: tuple[list[str], list[str], bool],
+    segments: dict[str, list[str]],
+    labels: bool,
+) -> PairedWindow | None:
+    """The positional path (None: take the GROUP BY). The features' rows are read while the
+    predictions are pivoted; segment codes and labels join when the arrays are first asked
+    for, so the sorts of the scores can start first."""
+    where, params = window
+    early: dict[str, dict[str, np.ndarray]] = {}
+
+    def read_features() -> None:
+        early["rows"] = keyed.segment_rows(con, where, params, segments)
+
+    pivot = positional.pair(con, window, *models, read_features if segments else None)
+    if pivot is None:
+        return None
+    keys = pivot.columns["keys"]
+
+    def joins() -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if segments:
+            out = keyed.segment_codes(con, where, params, segments, keys, early.get("rows"))
+        return out | (keyed.labels(con, keys) if labels else {})
+
+    found = (pivot.candidates, pivot.live, pivot.columns)
+    return PairedWindow(*found, labels, list(segments), segments, pending=joins)
 
 
 def _models(

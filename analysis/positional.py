@@ -14,6 +14,8 @@ txn_id; numpy copies whole runs. On 10 M rows, about a third of the GROUP BY's t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -209,23 +211,34 @@ def pair(
     live: list[str],
     candidates: list[str],
     named: bool,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Pivot | None:
     """The paired columns of the window (`window`: its WHERE clause and parameters), one entry
     per transaction. `named`: the candidates were asked for by name, so each is kept even
-    without rows. None when there is no model to pair, the rows would not fit in memory, are
-    not in the worker's layout (MIN_RUN) or two txn_ids share a hash (about once in 10^6
-    windows of 5 M transactions): then GROUP BY."""
+    without rows. `meanwhile`: DuckDB work for this thread while another pivots the rows (the
+    pivot and its duplicate check use one core). None when there is no model to pair, the
+    rows would not fit in memory, are not in the worker's layout (MIN_RUN) or two txn_ids
+    share a hash (about once in 10^6 windows of 5 M transactions): then GROUP BY."""
     where, params = window
     if not live + candidates or not fits(con, where, params):
         return None
     rows = fetch(con, where, params, live + candidates)
     live, candidates = _in_window(rows, live, candidates, named)
-    columns = pivot(rows, len(live), len(candidates))
-    del rows
+    with ThreadPoolExecutor(max_workers=1) as side:
+        pivoted = side.submit(_pivot_checked, rows, len(live), len(candidates))
+        if meanwhile is not None:
+            meanwhile()
+        columns, repeats = pivoted.result()
     if columns is None:
         return None
-    if duplicated(columns["keys"]):
+    if repeats:
         columns, repeated = merge(columns)
         if collides(con, where, params, repeated):
             return None
     return Pivot(columns, live, candidates)
+
+
+def _pivot_checked(rows: Rows, live: int, candidates: int) -> tuple[dict | None, bool]:
+    """The pivot and whether a txn_id hash occurs twice in it."""
+    columns = pivot(rows, live, candidates)
+    return columns, columns is not None and duplicated(columns["keys"])

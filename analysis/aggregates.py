@@ -130,6 +130,7 @@ def hourly(paired: PairedWindow, threshold: float, min_rows: int) -> list[list[d
 
 
 def _hours(first: int, count: np.ndarray, totals: dict[str, np.ndarray], least: int) -> list:
+    """The hours (`first` + bin) with at least `least` pairs, each total as a mean."""
     series = []
     for hour in np.flatnonzero(count >= least).tolist():
         entry = {"transactions": float(count[hour])}

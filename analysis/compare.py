@@ -117,7 +117,12 @@ class Comparison:
             result["candidates"][name] = entry
 
     def _submit(
-        self, pool: ThreadPoolExecutor, data: dict, paired: pw.PairedWindow, ranked, ahead
+        self,
+        pool: ThreadPoolExecutor,
+        data: dict,
+        paired: pw.PairedWindow,
+        ranked: Future | None,
+        ahead: list[Future],
     ) -> tuple[list[list[Future]], Future]:
         """Queue the work after the sorts: live's shared side, latencies, then per candidate
         its scores, labelled figures and segments."""

@@ -109,8 +109,9 @@ def _top_k(rate: float, n: int) -> int:
 def _replicates(y, a, rate, w) -> np.ndarray:
     """Metrics (len(METRICS) x replicates) for a block of Poisson weights `w`, one model:
     labels `y`, amounts `a` (float32) and the columns of `w` in descending score order.
-    Only the rows seen (a cumulative sum) is needed at every column; the rest is summed over
-    the positives' columns alone (~2 % of them), where the labels' weight is not zero."""
+    Only the weight seen so far (a cumulative sum) is needed at every column; the rest is
+    summed over the positives' columns alone (~2 % of them), where the labels' weight is not
+    zero."""
     hits = np.flatnonzero(y)
     seen = np.cumsum(w, axis=1)
     wp = w[:, hits]

@@ -7,7 +7,10 @@ Hive-style partitions so DuckDB, Spark, Trino and Athena read it as is::
     labels/date=YYYY-MM-DD/<name>.parquet
 
 Long format: one row per (transaction, model); the live model's own score is a row with role
-``live``. Readers dedupe on (txn_id, model_id): a batch replayed after a crash has the same key,
+``live``. The worker writes each scored chunk model after model, every model's rows in the
+chunk's transaction order, and lists the object's models in its footer (MODELS_KEY): the
+analysis then pairs rows by position without a scan (any other layout is read correctly, by a
+slower path). Readers dedupe on (txn_id, model_id): a batch replayed after a crash has the same key,
 and a zombie writer after a rebalance may have written the same rows under another key.
 """
 
@@ -120,7 +123,11 @@ def _batch_models(batch: pa.RecordBatch) -> set[tuple[str, str]]:
 
 
 def models_of(value: bytes | None) -> list[tuple[str, str]] | None:
-    """The [model_id, role] pairs of one object's MODELS_KEY value; None when it has none."""
+    """The [model_id, role] pairs of one object's MODELS_KEY value; None when it has none or
+    it is not such a list (another writer's): then the reader scans."""
     if value is None:
         return None
-    return [(str(model), str(role)) for model, role in json.loads(value)]
+    try:
+        return [(str(model), str(role)) for model, role in json.loads(value)]
+    except (ValueError, TypeError):
+        return None

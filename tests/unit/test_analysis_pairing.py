@@ -235,6 +235,17 @@ def test_objects_without_the_footer_list_are_scanned(tmp_path, monkeypatch):
     assert fast.path == "positional" and fast.transactions == 600
 
 
+def test_a_footer_list_that_is_not_ours_means_a_scan(tmp_path: Path) -> None:
+    sc = scenario(40, seed=14, hours=1)
+    store = LocalStore(tmp_path)
+    models = _models(sc, 40)
+    table = _prediction_batch(sc.ids, sc.event_time_ms, models, slice(0, 40), (0, 0))
+    odd = table.replace_schema_metadata({MODELS_KEY: b'{"not": "a list of pairs"}'})
+    _put(store, batch_key(PREDICTIONS, "t", 0, 0, int(sc.event_time_ms[0])), [odd], False)
+    assert footer_models(open_dataset(store, PREDICTIONS, *DAY)) is None
+    assert _pair(store).transactions == 40
+
+
 def test_footer_lists_each_objects_models(tmp_path: Path) -> None:
     sc = scenario(50, seed=9, hours=1)
     store = LocalStore(tmp_path)

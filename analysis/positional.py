@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analysis.sql import probe_column, quote
+from analysis.sql import numpy_columns, probe_column, quote
 
 if TYPE_CHECKING:
     import duckdb
@@ -68,13 +68,13 @@ def fetch(con: duckdb.DuckDBPyConnection, where: str, params: dict, models: list
     nan = "'NaN'::FLOAT"
     sql = (
         f"SELECT hash(txn_id) AS h, (CASE {keys} END)::SMALLINT AS k, "
-        f"coalesce(score, 'NaN'::DOUBLE), coalesce(latency_us, {nan}), "
-        f"coalesce({probe_column(con)}, {nan}), event_time "
+        f"coalesce(score, 'NaN'::DOUBLE) AS s, coalesce(latency_us, {nan}) AS l, "
+        f"coalesce({probe_column(con)}, {nan}) AS r, event_time AS t "
         f"FROM predictions WHERE {where} AND model_id IN ({names})"
     )
-    table = con.sql(sql, params=params).to_arrow_table()
-    h, k, s, lat, r = (table.column(i).to_numpy() for i in range(5))
-    return Rows(h, k, s, lat, r, table.column(5).cast("int64").to_numpy())
+    c = numpy_columns(con.sql(sql, params=params))
+    time_us = c["t"].astype("datetime64[us]", copy=False).view(np.int64)  # as stored
+    return Rows(c["h"], c["k"], c["s"], c["l"], c["r"], time_us)
 
 
 @dataclass

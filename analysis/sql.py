@@ -6,13 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shadow.dataset import quote
+
 if TYPE_CHECKING:
     import duckdb
-
-
-def quote(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def ident(text: str) -> str:

@@ -93,7 +93,7 @@ def register(con: duckdb.DuckDBPyConnection, view: str, dataset: ds.Dataset | No
         return False
     if isinstance(dataset.filesystem, pyarrow.fs.LocalFileSystem):
         # DuckDB's own Parquet reader is ~1.5x faster than scanning the arrow dataset locally
-        files = ", ".join(_quote(path) for path in dataset.files)
+        files = ", ".join(quote(path) for path in dataset.files)
         con.execute(
             f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{files}], "
             "hive_partitioning = true, hive_types = {'date': VARCHAR}, union_by_name = true)"
@@ -129,7 +129,8 @@ def footer_models(dataset: ds.Dataset | None) -> list[tuple[str, str]] | None:
     return sorted({pair for models in found for pair in models or []})
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 

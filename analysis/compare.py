@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis import aggregates
+from analysis import aggregates, inputs
 from analysis import paired as pw
 from analysis.labelled import LabelledWindow
 from analysis.metrics import Sorted, agreement, distribution
 from analysis.segments import live_segments, segment_metrics
-from shadow.dataset import connect
+from shadow.dataset import connect, window_sql
+from shadow.predictions import ROLE_LIVE
 from shadow.settings import AnalysisSettings
 
 if TYPE_CHECKING:
@@ -49,20 +50,41 @@ class Comparison:
     progress: Progress = field(default=lambda step: None)
     resolve_threshold: Callable[[list[str]], tuple[float, str]] | None = None
     """Called with the live model ids found in the window (e.g. to read the card threshold)."""
+    skip_corrupt: bool = False
+    """Leave out objects that are not readable Parquet (counted in the evidence) instead of
+    stopping at the first."""
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def run(self) -> dict[str, Any]:
-        """The evidence body: inputs, counts and every metric per candidate (see evidence.py)."""
+        """The evidence body: inputs, counts and every metric per candidate (see evidence.py).
+        UsageError when the store, the window or a named candidate holds nothing to compare,
+        or an object is not readable Parquet (analysis.inputs)."""
+        import duckdb
+        import pyarrow as pa
+
+        inputs.check_store(self.store)
+        try:
+            return self._run(frozenset())
+        except (duckdb.Error, pa.ArrowException, OSError):
+            bad = inputs.corrupt_objects(self.store, self.start, self.end)
+            if not bad:
+                raise
+            if not self.skip_corrupt:
+                raise inputs.CorruptObject(*bad[0], more=len(bad) - 1) from None
+        for key, problem in bad:
+            logger.warning("left out %s: not readable Parquet (%s)", key, problem)
+        result = self._run(frozenset(key for key, _ in bad))
+        result["skipped_objects"] = [{"key": key, "problem": problem} for key, problem in bad]
+        return result
+
+    def _run(self, skip: frozenset[str]) -> dict[str, Any]:
         con = connect()
         self._cache.clear()  # sorts and bootstrap windows belong to one run's data
         self.progress("reading and pairing predictions")
-        paired = pw.build(
-            con,
-            self.store,
-            (self.start, self.end),
-            self.candidates,
-            list(self.settings.segment_features),
-        )
+        window = (self.start, self.end)
+        segments = list(self.settings.segment_features)
+        paired = pw.build(con, self.store, window, self.candidates, segments, skip)
+        self._check(con, paired)
         if self.resolve_threshold is not None:
             self.live_threshold, self.threshold_source = self.resolve_threshold(paired.live_models)
         logger.info(
@@ -81,9 +103,21 @@ class Comparison:
             "segment_features": [],
             "candidates": {},
         }
-        if paired.transactions > 0:
-            self._measure(paired, result)
+        self._measure(paired, result)
         return result
+
+    def _check(self, con: Any, paired: pw.PairedWindow) -> None:
+        """A window without predictions, or a named candidate without rows in it: UsageError."""
+        if paired.transactions == 0:
+            raise inputs.empty_window(self.store, self.start, self.end)
+        if self.candidates:
+            seen = paired.columns
+            missing = [c for i, c in enumerate(paired.candidates) if not seen[f"seen_{i}"].any()]
+            if missing:
+                where, params = window_sql(self.start, self.end)
+                found = pw.models_in_window(con, where, params)
+                others = sorted(m for m, role in found if role != ROLE_LIVE)
+                raise inputs.unknown_candidates(missing, others)
 
     def _measure(self, paired: pw.PairedWindow, result: dict[str, Any]) -> None:
         """Fill `result` for a window with transactions. numpy's sorts and scans release the
@@ -254,7 +288,14 @@ class Comparison:
         else:
             pair_live, pair_cand = ("live", live.values[known]), (name, cand.values[known])
         metrics = window.compare(pair_live, pair_cand)
-        return {"transactions": int(known.sum()), "live_alert_rate": rate, "metrics": metrics}
+        count, positives = int(known.sum()), window.positives
+        return {
+            "transactions": count,
+            "positives": positives,
+            "negatives": count - positives,
+            "live_alert_rate": rate,
+            "metrics": metrics,
+        }
 
 
 def _picker(both: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:

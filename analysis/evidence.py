@@ -134,38 +134,70 @@ AGREEMENT_METRICS = (
     "mean_abs_delta",
     "flip_rate",
     "alert_rate_diff",
-    "agreement_at_live_threshold",
-    "agreement_at_matched_rate",
+    "decision_agreement_at_live_threshold",
+    "kappa_at_live_threshold",
+    "alert_overlap_at_matched_rate",
+    "alert_jaccard_at_matched_rate",
+    "kappa_at_matched_rate",
+    "alert_overlap_pvalue",
+    "decision_agreement_at_matched_rate",
     "top1pct_overlap",
 )
 LATENCY_METRICS = ("mean", "p50", "p95", "p99", "p999", "std", "max")
 LABELLED_METRICS = (
     "roc_auc",
-    "pr_auc",
+    "average_precision",
     "recall_at_live_rate",
     "precision_at_live_rate",
     "amount_recall",
 )
-LABELLED_PARTS = ("candidate", "delta", "delta_ci_low", "delta_ci_high")
+LABELLED_PARTS = ("candidate", "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high")
+LABEL_COUNTS = ("labelled_transactions", "labelled_positives", "labelled_negatives")
+RENAMED = {
+    "agreement_at_matched_rate": (
+        "decision_agreement_at_matched_rate",
+        "it is the share of ALL transactions decided alike, near 1 - 2 x the alert rate for "
+        "any candidate; to judge agreement use alert_overlap_at_matched_rate or "
+        "kappa_at_matched_rate",
+    ),
+    "agreement_at_live_threshold": (
+        "decision_agreement_at_live_threshold",
+        "it is the share of ALL transactions decided alike; to judge agreement use "
+        "kappa_at_live_threshold",
+    ),
+    "pr_auc": ("average_precision", "it is scikit-learn's average precision (a step sum)"),
+}
+"""Metric names of earlier versions: a policy using one gets a one-line error naming the new
+name and why it changed."""
 
 
 def _labelled_flat(labelled: dict[str, Any] | None) -> dict[str, float | None]:
-    metrics = (labelled or {}).get("metrics") or {}
+    """The labelled figures: None when the window had no labels (nothing measured)."""
+    labelled = labelled or {}
+    metrics = labelled.get("metrics") or {}
     flat: dict[str, float | None] = {
-        "labelled_transactions": (labelled or {}).get("transactions"),
+        "labelled_transactions": labelled.get("transactions"),
+        "labelled_positives": labelled.get("positives"),
+        "labelled_negatives": labelled.get("negatives"),
     }
     for name in LABELLED_METRICS:
         values = metrics.get(name) or {}
         flat[name] = values.get("candidate")
         for part in LABELLED_PARTS[1:]:
-            flat[f"{name}_{part}"] = values.get(part)
+            key = "candidate_" + part if part.startswith("ci") else part
+            flat[f"{name}_{part}"] = values.get(key)
     return flat
+
+
+def labelled_metric(name: str) -> bool:
+    """Whether a policy metric is measured on labels (it needs labelled positives)."""
+    return any(name == m or name.startswith(m + "_") for m in LABELLED_METRICS)
 
 
 def metric_names() -> set[str]:
     """Every name candidate_metrics can return: the vocabulary a policy may use."""
     names = {"transactions", "sampled", "coverage", "error_rate", "latency_p99_ratio"}
-    names |= {"psi", "ks_statistic", "ks_pvalue", "wasserstein", "labelled_transactions"}
+    names |= {"psi", "ks_statistic", "ks_pvalue", "wasserstein"} | set(LABEL_COUNTS)
     names |= set(AGREEMENT_METRICS) | {f"latency_{n}_ms" for n in LATENCY_METRICS}
     names |= {f"request_latency_{n}_ms" for n in LATENCY_METRICS}
     for name in LABELLED_METRICS:

@@ -20,8 +20,9 @@ def evaluate(policy: Policy, evidence: dict[str, Any], candidate: str) -> GateVe
         raise UsageError("the evidence window is empty: no sampled transactions to judge")
     if not metrics.get("transactions"):
         raise UsageError(f"candidate {candidate} has no scored transaction in the window")
+    positives = metrics.get("labelled_positives")
     results = tuple(
-        RuleResult(rule, metrics.get(rule.metric), rule.check(metrics.get(rule.metric)))
+        RuleResult(rule, metrics.get(rule.metric), rule.check(metrics.get(rule.metric), positives))
         for rule in policy.rules
     )
     return GateVerdict(candidate, str(evidence.get("evidence_id", "")), policy.name, results)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from analysis import dedupe
 from analysis.sql import ident, inline, numpy_columns, probe_column, quote
 from shadow.predictions import ROLE_LIVE
 
@@ -40,14 +41,19 @@ def pair(
     if labels:
         select += ", l.label, l.amount"
         joins += f" LEFT JOIN ({labels_sql()}) l USING (txn_id)"
-    pairs = _pairs_sql(candidates, where, live, probe_column(con))
+    probe = probe_column(con)
+    pairs = _pairs_sql(candidates, where, live, probe)
     sql = f"CREATE OR REPLACE TEMP TABLE paired AS WITH p AS ({pairs}) "
     # row order is irrelevant while building (~25 % faster); the one read afterwards fetches
     # every column at once, so they stay aligned with each other
     con.execute("SET preserve_insertion_order = false")
     con.execute(inline(sql + f"SELECT {select} FROM p{joins}", params))
     con.execute("SET preserve_insertion_order = true")
-    return _arrays(con, len(candidates), segments, labels)
+    columns = _arrays(con, len(candidates), segments, labels)
+    repeated = columns.pop("repeated")
+    column_sql = model_key(candidates, live)
+    dedupe.resolve(con, (where, params), column_sql, probe, columns, columns["keys"][repeated])
+    return columns
 
 
 def _arrays(
@@ -56,7 +62,7 @@ def _arrays(
     """The paired table as numpy columns, NULL as NaN (plain arrays, no masked copies)."""
     nan = {"s": "'NaN'::DOUBLE", "l": "'NaN'::FLOAT", "r": "'NaN'::FLOAT"}
     names = ["s_live", "l_live"] + [f"{p}_{i}" for i in range(count) for p in ("s", "l", "r")]
-    select = ["hash(txn_id) AS keys", "epoch_ms(event_time) AS t"]
+    select = ["hash(txn_id) AS keys", "epoch_ms(event_time) AS t", "repeated"]
     select += [f"coalesce({c}, {nan[c[0]]}) AS {c}" for c in names]
     select += [f"seen_{i}" for i in range(count)]
     if labels:
@@ -81,20 +87,25 @@ INTEGER = {np.int8: "TINYINT", np.int16: "SMALLINT", np.int32: "INTEGER"}
 def _pairs_sql(
     candidates: list[str], where: str, live: list[str] | None, probe: str = "request_latency_us"
 ) -> str:
-    """Dedupe and pairing in ONE hash aggregate on txn_id. Each row gets a small integer model
-    key first, so the FILTER aggregates compare integers, not strings."""
+    """Pairing in ONE hash aggregate on txn_id. Each row gets a small integer model key first,
+    so the FILTER aggregates compare integers, not strings. A transaction with more rows than
+    models (a model scored it twice) is marked `repeated` for analysis.dedupe."""
     rows = (
-        f"SELECT txn_id, event_time, ({_model_key(candidates, live)})::TINYINT AS k, score, "
+        f"SELECT txn_id, event_time, ({model_key(candidates, live)})::TINYINT AS k, score, "
         f"coalesce(score, {_NONE}) AS marked, latency_us, {probe} AS request_latency_us "
         f"FROM predictions WHERE {where}"
     )
     grouped = f"SELECT txn_id, {_pivot(candidates)} FROM ({rows}) GROUP BY txn_id"
-    if not candidates:
-        return grouped
-    return f"SELECT * REPLACE ({_unmark(candidates)}), {_seen(candidates)} FROM ({grouped})"
+    models = " + ".join(
+        f"(s_{c} IS NOT NULL)::INTEGER" for c in ["live"] + [str(i) for i in range(len(candidates))]
+    )
+    return (
+        f"SELECT * EXCLUDE (copies) REPLACE ({_unmark(candidates)}), "
+        f"{_seen(candidates)}copies > {models} AS repeated FROM ({grouped})"
+    )
 
 
-def _model_key(candidates: list[str], live: list[str] | None) -> str:
+def model_key(candidates: list[str], live: list[str] | None) -> str:
     """0 for a live row, i + 1 for candidate i's rows, NULL for other models. `live`: the
     live model ids when each model has one role in the window, so the rows are told apart
     by model_id alone and the scan skips the role column; None: by the role column."""
@@ -107,14 +118,15 @@ def _model_key(candidates: list[str], live: list[str] | None) -> str:
 
 
 def _pivot(candidates: list[str]) -> str:
-    """One FILTER aggregate per model and column on the integer key k: dedupe and pairing in
-    one GROUP BY. A row without a score counts as -inf (`marked`, computed once per row for
-    every candidate), so max() is NULL only for a model that did not see the transaction and
-    -inf only when none of its rows has a score. Of duplicate rows, the highest latency and
-    probe count (as analysis.positional merges them)."""
+    """One FILTER aggregate per model and column on the integer key k, and the count of model
+    rows. A row without a score counts as -inf (`marked`, computed once per row), so max() is
+    NULL only for a model that did not see the transaction and -inf only when none of its rows
+    has a score. Where a model has several rows, these maxima are provisional: analysis.dedupe
+    replaces them with the copy that counts."""
     aggregates = [
         "min(event_time) AS event_time",
-        "max(score) FILTER (WHERE k = 0) AS s_live",
+        "count(k) AS copies",
+        "max(marked) FILTER (WHERE k = 0) AS s_live",
         "max(latency_us) FILTER (WHERE k = 0) AS l_live",
     ]
     for i in range(len(candidates)):
@@ -130,11 +142,12 @@ _NONE = "'-inf'::DOUBLE"
 
 
 def _unmark(candidates: list[str]) -> str:
-    return ", ".join(f"nullif(s_{i}, {_NONE}) AS s_{i}" for i in range(len(candidates)))
+    names = ["live"] + [str(i) for i in range(len(candidates))]
+    return ", ".join(f"nullif(s_{c}, {_NONE}) AS s_{c}" for c in names)
 
 
 def _seen(candidates: list[str]) -> str:
-    return ", ".join(f"s_{i} IS NOT NULL AS seen_{i}" for i in range(len(candidates)))
+    return "".join(f"s_{i} IS NOT NULL AS seen_{i}, " for i in range(len(candidates)))
 
 
 def features_sql(segments: dict[str, list[str]], where: str, key: str = "txn_id") -> str:

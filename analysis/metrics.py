@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 
+from analysis import ties
 from analysis.ordering import argsort
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -196,10 +197,15 @@ def _shares_at(values: np.ndarray, edges: np.ndarray) -> list[int]:
 
 
 def agreement(live: Sorted, candidate: Sorted, live_threshold: float) -> dict[str, float]:
-    """Correlations, |delta|, flips at the live threshold, matched-rate agreement, top-1 % overlap.
+    """Correlations, |delta|, decisions at the live threshold, alert overlap at the matched rate,
+    top-1 % overlap.
 
-    Spearman is Pearson on average ranks from the shared argsorts (= scipy.stats.spearmanr).
-    Every figure depends on the values only, never on the order of the rows.
+    At a fraud alert rate r almost every transaction is a "pass" for both models, so figures
+    over all transactions (decision agreement) sit near 1 - 2r for any candidate, even noise;
+    the figures that decide compare the alert sets (overlap, Jaccard, Cohen's kappa) and the
+    riskiest 1 %. Ties at a cut follow analysis.ties. Spearman is Pearson on average ranks
+    from the shared argsorts (= scipy.stats.spearmanr). Every figure depends on the values
+    only, never on the order of the rows.
     """
     n = len(live.values)
     if n < 2:
@@ -207,6 +213,7 @@ def agreement(live: Sorted, candidate: Sorted, live_threshold: float) -> dict[st
     live_alert = live.values >= live_threshold
     cand_alert = candidate.values >= live_threshold
     alert_rate = float(live_alert.mean())
+    same = float(np.mean(cand_alert == live_alert))
     return {
         "pairs": float(n),
         "pearson": _corr(live.values, candidate.values),
@@ -218,35 +225,63 @@ def agreement(live: Sorted, candidate: Sorted, live_threshold: float) -> dict[st
         "alert_rate_diff": float(cand_alert.mean() - alert_rate),
         "flips_to_alert": float(np.sum(cand_alert & ~live_alert)),
         "flips_to_pass": float(np.sum(live_alert & ~cand_alert)),
-        "flip_rate": float(np.mean(cand_alert != live_alert)),
-        "agreement_at_live_threshold": float(np.mean(cand_alert == live_alert)),
+        "flip_rate": 1.0 - same,
+        "decision_agreement_at_live_threshold": same,
+        "kappa_at_live_threshold": kappa(alert_rate, float(cand_alert.mean()), same),
         **matched_agreement(live_alert, candidate),
         "top1pct_overlap": top_overlap(live, candidate, 0.01),
     }
 
 
+def kappa(rate_a: float, rate_b: float, same: float) -> float:
+    """Cohen's kappa of two yes/no decisions from their yes rates and their agreement (as
+    sklearn.metrics.cohen_kappa_score); NaN when chance alone agrees always."""
+    chance = rate_a * rate_b + (1 - rate_a) * (1 - rate_b)
+    if chance >= 1.0:
+        return float("nan")
+    return float((same - chance) / (1 - chance))
+
+
 def matched_agreement(live_alert: np.ndarray, candidate: Sorted) -> dict[str, float]:
-    """Agreement when the candidate alerts on the same share of transactions as live does."""
-    n = len(candidate.values)
-    k = int(live_alert.sum())
-    threshold = float(candidate.sorted[n - k]) if k > 0 else float("inf")
-    cand_alert = candidate.values >= threshold
+    """The candidate at the live alert rate: it alerts on exactly as many transactions as live
+    (k), ties at its cut shared (analysis.ties). How many of live's k alerts it raises too
+    (overlap, Jaccard, Cohen's kappa), and the chance that a candidate ranking at random would
+    share at least as many (hypergeometric tail: small means not chance)."""
+    n, k = len(candidate.values), int(live_alert.sum())
+    if k == 0:
+        nothing = float("nan")
+        return {
+            "matched_threshold": float("inf"),
+            "alert_overlap_at_matched_rate": nothing,
+            "alert_jaccard_at_matched_rate": nothing,
+            "kappa_at_matched_rate": nothing,
+            "alert_overlap_pvalue": nothing,
+            "decision_agreement_at_matched_rate": 1.0,
+        }
+    from scipy import stats
+
+    at = ties.cut(candidate.sorted, k)
+    shared = ties.alerts_within(candidate.values, at, live_alert)
+    same = 1.0 - 2.0 * (k - shared) / n
+    rate = k / n
+    least = max(int(np.ceil(shared - 1e-9)), 0)  # a share of a tied row counts as the whole row
     return {
-        "matched_threshold": threshold,
-        "agreement_at_matched_rate": float(np.mean(cand_alert == live_alert)),
+        "matched_threshold": at.value,
+        "alert_overlap_at_matched_rate": shared / k,
+        "alert_jaccard_at_matched_rate": shared / (2 * k - shared),
+        "kappa_at_matched_rate": kappa(rate, rate, same),
+        "alert_overlap_pvalue": float(stats.hypergeom.sf(least - 1, n, k, k)),
+        "decision_agreement_at_matched_rate": same,
     }
 
 
 def top_overlap(live: Sorted, candidate: Sorted, share: float) -> float:
-    """Share of the live model's riskiest `share` that the candidate also ranks riskiest.
-
-    "Riskiest" is a threshold at the k-th highest score, so ties at the cut are all in.
-    """
+    """Share of the live model's riskiest `share` of transactions that the candidate also ranks
+    among its riskiest `share`: k = round(share * n) on both sides, ties at each cut shared."""
     n = len(live.values)
-    k = max(1, round(share * n))
-    top_live = live.values >= live.sorted[n - k]
-    top_cand = candidate.values >= candidate.sorted[n - k]
-    return float(np.sum(top_live & top_cand) / np.sum(top_live))
+    k = ties.top_k(share, n)
+    at_live, at_cand = ties.cut(live.sorted, k), ties.cut(candidate.sorted, k)
+    return ties.shared_alerts(live.values, at_live, candidate.values, at_cand) / k
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:

@@ -80,10 +80,12 @@ def build(
     window: tuple[dt.datetime | None, dt.datetime | None],
     candidates: list[str] | None,
     segment_features: list[str] | None = None,
+    skip: frozenset[str] = frozenset(),
 ) -> PairedWindow:
-    """Register the window's datasets and pair them (labels and segments joined)."""
+    """Register the window's datasets and pair them (labels and segments joined); `skip`: keys
+    of objects to leave out."""
     start, end = window
-    dataset = open_dataset(store, PREDICTIONS, start, end)
+    dataset = open_dataset(store, PREDICTIONS, start, end, skip)
     if not register(con, "predictions", dataset):
         return PairedWindow(list(candidates or []), [])
     where, params = window_sql(start, end)
@@ -92,9 +94,9 @@ def build(
     if scanned:
         roles = models_in_window(con, where, params)
     live, chosen, one_role = _models(roles, candidates)
-    segments = _segment_columns(con, store, window, segment_features or [])
+    segments = _segment_columns(con, store, window, segment_features or [], skip)
     segments = {f: _segment_values(con, f, where, params) for f in segments}
-    labels = register(con, "labels", open_dataset(store, LABELS))
+    labels = register(con, "labels", open_dataset(store, LABELS, skip=skip))
     if one_role:  # a model in two roles is told apart by the role column: GROUP BY
         wanted = (live, chosen, candidates is not None)
         found = _by_position(con, (where, params), wanted, segments, labels)
@@ -150,11 +152,13 @@ def _models(
     return live, list(candidates), len(roles) == len(found)
 
 
-def _segment_columns(con, store: ObjectStore, window: tuple, features: list[str]) -> list[str]:
+def _segment_columns(
+    con, store: ObjectStore, window: tuple, features: list[str], skip: frozenset[str]
+) -> list[str]:
     """The wanted feature columns the features dataset has (registered as `features`)."""
     if not features:
         return []
-    dataset = open_dataset(store, FEATURES, *window)
+    dataset = open_dataset(store, FEATURES, *window, skip)
     found = [f for f in features if dataset is not None and f in dataset.schema.names]
     if found:
         register(con, "features", dataset)

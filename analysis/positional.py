@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from analysis import dedupe
+from analysis.grouped import model_key
 from analysis.sql import numpy_columns, probe_column, quote
 
 if TYPE_CHECKING:
@@ -166,9 +168,9 @@ _FOLDS = {"s": np.fmax, "l": np.fmax, "r": np.fmax, "seen": np.logical_or, "t": 
 
 
 def merge(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One entry per txn_id hash, as the GROUP BY path aggregates duplicates: the highest score,
-    latency and probe that are not missing, seen when any copy was, the earliest event time.
-    Also returns the hashes that occurred more than once."""
+    """One entry per txn_id hash: seen when any copy was, the earliest event time, and a
+    provisional score, latency and probe (the highest) that analysis.dedupe replaces with the
+    copy that counts. Also returns the hashes that occurred more than once."""
     order = np.argsort(columns["keys"], kind="stable")
     keys = columns["keys"][order]
     starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
@@ -235,6 +237,8 @@ def pair(
         columns, repeated = merge(columns)
         if collides(con, where, params, repeated):
             return None
+        column_sql = model_key(candidates, live)
+        dedupe.resolve(con, window, column_sql, probe_column(con), columns, repeated)
     return Pivot(columns, live, candidates)
 
 

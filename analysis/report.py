@@ -26,7 +26,10 @@ _AGREE = (
     ("flips_to_alert", "flips pass->alert", "{:,.0f}"),
     ("flips_to_pass", "flips alert->pass", "{:,.0f}"),
     ("alert_rate_diff", "alert-rate diff", "{:+.4%}"),
-    ("agreement_at_matched_rate", "agreement @ matched rate", "{:.4f}"),
+    ("kappa_at_live_threshold", "kappa @ live threshold", "{:.4f}"),
+    ("alert_overlap_at_matched_rate", "alert overlap @ matched rate", "{:.3f}"),
+    ("kappa_at_matched_rate", "kappa @ matched rate", "{:.4f}"),
+    ("alert_overlap_pvalue", "overlap p-value (chance)", "{:.2g}"),
     ("top1pct_overlap", "top-1% overlap", "{:.3f}"),
 )
 _LATENCY = ("mean", "p50", "p95", "p99", "p999", "std", "max")

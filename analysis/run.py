@@ -58,6 +58,7 @@ def run_comparison(
     *,
     threshold: float | None = None,
     progress: Progress | None = None,
+    skip_corrupt: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Compare the window, build the evidence and (with out_dir) write evidence + reports."""
     from analysis.evidence import build_evidence
@@ -73,6 +74,7 @@ def run_comparison(
         settings.analysis,
         progress=progress or (lambda step: None),
         resolve_threshold=lambda live_models: live_threshold(settings, live_models, threshold),
+        skip_corrupt=skip_corrupt,
     )
     body = comparison.run()
     evidence = build_evidence(

@@ -45,6 +45,8 @@ class ModelScores:
     latency_us: np.ndarray | None = None
     skip: np.ndarray | None = field(default=None, repr=False)
     """Boolean mask of transactions this model has no row for (not scored at all)."""
+    nan_scores: bool = False
+    """Write a failure as a NaN score (a model that returned NaN), not as an error row."""
 
     def head(self, n: int) -> ModelScores:
         """The same model on the first n transactions only."""
@@ -72,15 +74,17 @@ def write_predictions(
     batch_txns: int = 20_000,
     partitions: int = 3,
     topic: str = TOPIC,
+    written_ms: int = 0,
 ) -> int:
-    """Write one object per batch of `batch_txns` transactions; returns the rows written."""
+    """Write one object per batch of `batch_txns` transactions; returns the rows written.
+    `written_ms`: how long after each event its rows were scored (scored_at)."""
     offsets = [0] * partitions
     rows = 0
     for number, begin in enumerate(range(0, len(ids), batch_txns)):
         part = number % partitions
         window = slice(begin, begin + batch_txns)
         table = _prediction_batch(
-            ids[window], event_time_ms[window], models, window, (part, offsets[part])
+            ids[window], event_time_ms[window], models, window, (part, offsets[part]), written_ms
         )
         key = batch_key(PREDICTIONS, topic, part, offsets[part], int(event_time_ms[begin]))
         store.put(key, _parquet(table))
@@ -95,6 +99,7 @@ def _prediction_batch(
     models: list[ModelScores],
     window: slice,
     position: tuple[int, int],
+    written_ms: int = 0,
 ) -> pa.Table:
     import pyarrow as pa
 
@@ -114,16 +119,18 @@ def _prediction_batch(
             "event_time": pa.array(times[keep], pa.timestamp("ms", tz="UTC")),
             "model_id": _repeat_dict(model.model_id, count, pa.int32()),
             "role": _repeat_dict(model.role, count, pa.int8()),
-            "score": pa.array(scores, mask=failed),
+            "score": pa.array(scores, mask=None if model.nan_scores else failed),
             "decision": pa.array(decision.astype(object), pa.string(), mask=failed),
             "latency_us": pa.array(
                 np.zeros(count, np.float32) if latency is None else latency, pa.float32()
             ),
             "request_latency_us": _request_latency(model.role, latency, count),
-            "error": pa.array(np.where(failed, "model failed", None), pa.string()),
+            "error": pa.array(
+                np.where(failed & (not model.nan_scores), "model failed", None), pa.string()
+            ),
             "kafka_partition": pa.array(np.full(count, partition, np.int32)),
             "kafka_offset": pa.array(offsets[keep]),
-            "scored_at": pa.array(times[keep] * 1000, pa.timestamp("us", tz="UTC")),
+            "scored_at": pa.array((times[keep] + written_ms) * 1000, pa.timestamp("us", tz="UTC")),
             "worker_id": _repeat_dict("sample-worker", count, pa.int32()),
         }
         parts.append(pa.table(columns, schema=PREDICTION_SCHEMA))

@@ -35,9 +35,14 @@ def utc(moment: dt.datetime) -> dt.datetime:
 
 
 def open_dataset(
-    store: ObjectStore, name: str, start: dt.datetime | None = None, end: dt.datetime | None = None
+    store: ObjectStore,
+    name: str,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    skip: frozenset[str] = frozenset(),
 ) -> ds.Dataset | None:
-    """The Parquet objects under `name/`, pruned to the date partitions of [start, end)."""
+    """The Parquet objects under `name/`, pruned to the date partitions of [start, end);
+    `skip`: keys of objects to leave out (corrupt ones, see analysis.inputs)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -52,6 +57,8 @@ def open_dataset(
         raise _store_error(store, name, exc) from None
     paths = [f.path for f in whole.get_fragments(filter=_date_filter(start, end))]
     paths = [p for p in paths if not p.rsplit("/", 1)[-1].startswith(".")]
+    if skip:
+        paths = [p for p in paths if p.removeprefix(root).lstrip("/") not in skip]
     if not paths:
         return None
     return ds.dataset(
@@ -146,6 +153,18 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+COPY_ORDER = (
+    "isfinite(coalesce(score, 'NaN'::DOUBLE)) DESC, scored_at DESC NULLS LAST, "
+    "kafka_partition DESC NULLS LAST, kafka_offset DESC NULLS LAST, score DESC NULLS LAST, "
+    "latency_us DESC NULLS LAST"
+)
+"""Which copy of a (txn_id, model_id) counts when a model scored a transaction more than once
+(a replayed batch, a zombie writer): a valid score (a finite number) wins over a missing or NaN
+one; among valid copies the latest write (scored_at) wins, then the later Kafka record, then
+the higher score and latency (copies equal in all of these are the same scoring). Every reader
+and both pairing paths of the analysis use this order."""
+
+
 def window_sql(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str, dict[str, Any]]:
     """A WHERE clause (and its parameters) that keeps event_time in [start, end)."""
     clauses, params = ["TRUE"], {}
@@ -177,7 +196,7 @@ def read_predictions(
     columns = ", ".join(n if n in present else f"NULL AS {n}" for n in PREDICTION_SCHEMA.names)
     sql = (
         f"SELECT DISTINCT ON (txn_id, model_id) {columns} FROM predictions WHERE {where} "
-        "ORDER BY txn_id, model_id, scored_at DESC"
+        f"ORDER BY txn_id, model_id, {COPY_ORDER}"
     )
     return _conform(con.sql(sql, params=params).to_arrow_table(), PREDICTION_SCHEMA)
 

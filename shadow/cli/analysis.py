@@ -42,6 +42,10 @@ def compare(
         float | None,
         typer.Option(help="Live decision threshold; default: the registry card's, else 0.5."),
     ] = None,
+    skip_corrupt: Annotated[
+        bool,
+        typer.Option(help="Leave out objects that are not readable Parquet, and count them."),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Compare candidates with live over a window: evidence.json, summary.md, report.html."""
@@ -65,11 +69,14 @@ def compare(
             out,
             threshold=live_threshold,
             progress=lambda step: progress.update(task, description=step),
+            skip_corrupt=skip_corrupt,
         )
     console.print(
         f"{evidence['transactions']:,} sampled transactions, "
         f"{len(evidence['candidates'])} candidate(s), evidence {evidence['evidence_id']}"
     )
+    for skipped in evidence.get("skipped_objects", []):
+        console.print(f"left out {skipped['key']}: not readable Parquet ({skipped['problem']})")
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 
@@ -154,7 +161,7 @@ def _show(verdicts: list[GateVerdict], as_json: bool) -> None:
         typer.echo(json.dumps([v.to_dict() for v in verdicts], indent=2))
         return
     console = Console()
-    colour = {"pass": "green", "fail": "red", "skip": "yellow"}
+    colour = {"pass": "green", "fail": "red", "skip": "yellow", "insufficient": "magenta"}
     for verdict in verdicts:
         table = Table(title=f"{verdict.candidate} - {verdict.summary}")
         for column in ("rule", "value", "threshold", "result"):

@@ -11,9 +11,9 @@ from shadow.demo.models import ACTOR
 from shadow.settings import Settings
 
 COLUMNS = {
-    "agreement": "agreement_at_matched_rate",
+    "alert κ": "kappa_at_matched_rate",
     "PSI": "psi",
-    "AUC Δ": "roc_auc_delta",
+    "AUC Δ low": "roc_auc_delta_ci_low",
     "req p99 ms": "request_latency_p99_ms",
 }
 
@@ -40,7 +40,7 @@ def decide(
 def _merit(metrics: dict[str, float | None]) -> tuple[float, float]:
     """Rank passing candidates: ranking quality gained first, agreement with live second."""
     auc = metrics.get("roc_auc_delta")
-    agreement = metrics.get("agreement_at_matched_rate")
+    agreement = metrics.get("kappa_at_matched_rate")
     return (auc if auc is not None else 0.0, agreement if agreement is not None else 0.0)
 
 
@@ -60,10 +60,8 @@ def verdict_table(verdicts: list[Any], promoted: str | None) -> Table:
         elif verdict.passed:
             outcome = "[green]passed[/]"
         else:
-            outcome = "[red]failed[/]"
-            reasons += [
-                _failed(verdict.candidate, r) for r in verdict.results if r.status == "fail"
-            ]
+            outcome = "[red]failed[/]" if verdict.status == "fail" else "[yellow]insufficient[/]"
+            reasons += [_failed(verdict.candidate, r) for r in verdict.blocking]
         table.add_row(verdict.candidate, *cells, outcome)
     if reasons:
         table.caption = "\n".join(reasons)
@@ -72,9 +70,10 @@ def verdict_table(verdicts: list[Any], promoted: str | None) -> Table:
 
 
 def _failed(candidate: str, result: Any) -> str:
-    """One failed rule: which, the value and the threshold it missed."""
+    """One blocking rule: which, the value and the threshold it missed."""
     rule = result.rule
-    return f"{candidate} failed {rule.metric}: {_fmt(result.value)}, needs {rule.threshold}"
+    verb = "failed" if result.status == "fail" else "lacks evidence for"
+    return f"{candidate} {verb} {rule.metric}: {_fmt(result.value)}, needs {rule.threshold}"
 
 
 def _fmt(value: float | None) -> str:

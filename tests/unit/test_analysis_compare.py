@@ -182,8 +182,8 @@ def test_a_model_promoted_inside_the_window_is_paired_by_role(tmp_path: Path) ->
 def test_explicit_candidates_and_an_empty_window(world) -> None:
     _, store, _, _, _ = world
     later = DAY0 + dt.timedelta(days=3)
-    empty = Comparison(store, later, later + dt.timedelta(hours=1), settings=SETTINGS).run()
-    assert empty["transactions"] == 0 and empty["candidates"] == {}
+    with pytest.raises(UsageError, match=r"no predictions in the window .* dated 2026-01-01"):
+        Comparison(store, later, later + dt.timedelta(hours=1), settings=SETTINGS).run()
     only = Comparison(
         store, DAY0, DAY0 + dt.timedelta(hours=1), ["good@1"], SETTINGS, live_threshold=0.2
     ).run()

@@ -7,13 +7,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from analysis.labelled import (
-    METRICS,
-    LabelledWindow,
-    _replicates,
-    point_metrics,
-    poisson_weights,
-)
+from analysis.bootstrap import METRICS, poisson_weights, replicates, tie_groups
+from analysis.labelled import LabelledWindow, point_metrics
 from analysis.metrics import (
     Sorted,
     agreement,
@@ -107,8 +102,10 @@ def test_identical_model_has_psi_zero_and_full_agreement(rng: np.random.Generato
     same = Sorted(scores)
     dist, agree = distribution(same, Sorted(scores.copy())), agreement(same, same, 0.2)
     assert dist["psi"] == 0.0 and dist["ks_statistic"] == 0.0 and dist["wasserstein"] == 0.0
-    assert agree["agreement_at_live_threshold"] == 1.0
-    assert agree["agreement_at_matched_rate"] == 1.0
+    assert agree["decision_agreement_at_live_threshold"] == 1.0
+    assert agree["decision_agreement_at_matched_rate"] == 1.0
+    assert agree["alert_overlap_at_matched_rate"] == 1.0
+    assert agree["kappa_at_live_threshold"] == agree["kappa_at_matched_rate"] == 1.0
     assert agree["top1pct_overlap"] == 1.0
     assert agree["flips_to_alert"] == agree["flips_to_pass"] == 0
     assert agree["pearson"] == pytest.approx(1.0) and agree["spearman"] == pytest.approx(1.0)
@@ -149,15 +146,28 @@ def test_labelled_point_metrics_match_scikit_learn(
     amounts = rng.lognormal(3, 1, labels.size)
     ours = point_metrics(scores, labels, amounts, 0.05)
     assert ours["roc_auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
-    assert ours["pr_auc"] == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
-    k = round(0.05 * labels.size)
-    top = scores >= np.sort(scores)[::-1][k - 1]  # the threshold that alerts on the top 5 %
-    assert ours["recall_at_live_rate"] == pytest.approx(labels[top].sum() / labels.sum())
-    assert ours["precision_at_live_rate"] == pytest.approx(labels[top].sum() / top.sum())
+    assert ours["average_precision"] == pytest.approx(
+        average_precision_score(labels, scores), abs=1e-12
+    )
+    # k = 5 % of the rows alert; rows tied at the k-th score share the places left there
+    chance = alert_chance(scores, round(0.05 * labels.size))
+    if decimals is None:
+        assert set(np.unique(chance)) == {0.0, 1.0}
+    caught = np.sum(chance * labels)
+    assert ours["recall_at_live_rate"] == pytest.approx(caught / labels.sum(), rel=1e-12)
+    assert ours["precision_at_live_rate"] == pytest.approx(caught / chance.sum(), rel=1e-12)
     fraud_amount = amounts[labels == 1].sum()
     assert ours["amount_recall"] == pytest.approx(
-        amounts[top][labels[top] == 1].sum() / fraud_amount
+        np.sum(chance * labels * amounts) / fraud_amount, rel=1e-12
     )
+
+
+def alert_chance(scores: np.ndarray, k: int) -> np.ndarray:
+    """Each row's chance to be among the k riskiest when ties are broken at random, from
+    scipy's min and max ranks: the places left at the row's tie group / the group's size."""
+    first = stats.rankdata(-scores, method="min")  # 1-based place of the group's first row
+    last = stats.rankdata(-scores, method="max")
+    return np.clip((k - (first - 1)) / (last - first + 1), 0.0, 1.0)
 
 
 def test_bootstrap_weights_are_poisson_one() -> None:
@@ -219,7 +229,7 @@ def test_figures_do_not_depend_on_row_order_even_with_ties(rng: np.random.Genera
         assert again[name] == pytest.approx(value, rel=1e-12), name
 
 
-def test_a_replicate_whose_top_rows_are_not_drawn_has_the_pr_auc_of_the_rest(
+def test_a_replicate_whose_top_rows_are_not_drawn_has_the_figures_of_the_rest(
     rng: np.random.Generator,
 ) -> None:
     """Weight 0 on the riskiest rows: the replicate is the data without them, not NaN."""
@@ -230,19 +240,20 @@ def test_a_replicate_whose_top_rows_are_not_drawn_has_the_pr_auc_of_the_rest(
     y, a = labels[order].astype(np.float32), np.ones(n, np.float32)
     weights = np.ones((1, n), np.float32)
     weights[0, :3] = 0.0  # the three riskiest transactions were not drawn
-    figures = dict(zip(METRICS, _replicates(y, a, 0.05, weights)[:, 0], strict=True))
+    groups = tie_groups(scores[order])
+    figures = dict(zip(METRICS, replicates(y, a, 0.05, weights, groups)[:, 0], strict=True))
     rest = order[3:]
-    assert figures["pr_auc"] == pytest.approx(
+    assert figures["average_precision"] == pytest.approx(
         average_precision_score(labels[rest], scores[rest]), rel=1e-5
     )
     assert figures["roc_auc"] == pytest.approx(roc_auc_score(labels[rest], scores[rest]), rel=1e-5)
 
 
-def test_every_pr_auc_replicate_is_finite(rng: np.random.Generator) -> None:
+def test_every_average_precision_replicate_is_finite(rng: np.random.Generator) -> None:
     n = 3_000
     labels = (rng.random(n) < 0.02).astype(np.int8)
     scores = labels * 0.5 + rng.random(n)
     window = LabelledWindow(labels, np.ones(n), 0.02, samples=200, rows=n, seed=9)
-    _point, deviations = window.model("m", scores)
-    assert deviations is not None
-    assert np.isfinite(deviations[METRICS.index("pr_auc")]).all()
+    _point, reps = window.model("m", scores)
+    assert reps is not None
+    assert np.isfinite(reps[METRICS.index("average_precision")]).all()

@@ -27,6 +27,7 @@ from analysis.sample_store import (
     write_predictions,
 )
 from shadow.dataset import connect, footer_models, open_dataset, register
+from shadow.errors import UsageError
 from shadow.objectstore import LocalStore
 from shadow.predictions import (
     LABEL_SCHEMA,
@@ -221,7 +222,8 @@ def test_objects_read_for_the_window_without_rows_in_it_pair_nothing(tmp_path, m
     assert (found.transactions, found.candidates, found.live_models) == (0, [], [])
     named = _same(store, monkeypatch, candidates=["cand@1"])
     assert (named.transactions, named.candidates) == (0, ["cand@1"])
-    assert Comparison(store, *DAY, settings=SETTINGS).run()["transactions"] == 0
+    with pytest.raises(UsageError, match="no predictions in the window"):
+        Comparison(store, *DAY, settings=SETTINGS).run()
 
 
 def test_objects_without_the_footer_list_are_scanned(tmp_path, monkeypatch):

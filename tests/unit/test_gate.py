@@ -30,12 +30,12 @@ CANARY = {"amount": 120.0, "device_risk": 0.4, "ip_risk": 0.1, "merchant_categor
 @pytest.fixture(scope="module")
 def evidence_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Evidence with a good candidate (good@1) and a clearly worse one (bad@1), with labels."""
-    sc = scenario(5000, seed=2, hours=2)
+    sc = scenario(8000, seed=2, hours=2)
     folder = tmp_path_factory.mktemp("gate")
     store = LocalStore(folder / "store")
     models = [
         ModelScores("live@1", sc.live, role=ROLE_LIVE),
-        ModelScores("good@1", sc.candidate(0.5)),
+        ModelScores("good@1", sc.candidate(0.3)),
         ModelScores("bad@1", sc.random_model()),
     ]
     write_predictions(store, sc.ids, sc.event_time_ms, models, batch_txns=2500)
@@ -69,7 +69,7 @@ def test_verdicts_per_rule(evidence_file: Path) -> None:
     assert good.passed, good.summary
     assert not bad.passed
     failed = {r.rule.metric for r in bad.results if r.status == "fail"}
-    assert "roc_auc_delta" in failed
+    assert {"roc_auc_delta_ci_low", "kappa_at_matched_rate", "alert_overlap_pvalue"} <= failed
     assert good.evidence_id == evidence["evidence_id"]
 
 
@@ -79,7 +79,7 @@ def test_optional_rules_are_skipped_without_labels(evidence_file: Path) -> None:
         entry["labelled"] = None
     verdict = evaluate(load_policy(), evidence, "bad@1")
     statuses = {r.rule.metric: r.status for r in verdict.results}
-    assert statuses["roc_auc_delta"] == "skip"
+    assert statuses["roc_auc_delta_ci_low"] == "skip"
 
 
 def test_gate_exit_codes(evidence_file: Path, monkeypatch, capsys) -> None:
@@ -146,7 +146,7 @@ def test_promote_records_the_verdict_with_the_evidence_id(
     assert registry_env.get("bad@1").state == "failed"
     last = registry_env.history("good@1")[-1]
     assert (last.from_state, last.to_state, last.actor) == ("shadow", "passed", "ci-bot")
-    assert last.evidence == evidence_id and "8/9 rules passed" in last.reason
+    assert last.evidence == evidence_id and "9/10 rules passed" in last.reason
     assert shadow(monkeypatch, "promote", "good@1", *base, "--to", "production") == 0
     assert registry_env.get("good@1").state == "production"
     assert registry_env.history("good@1")[-1].evidence == evidence_id
@@ -165,4 +165,5 @@ def test_list_metrics_names_the_policy_vocabulary(monkeypatch, capsys) -> None:
     assert shadow(monkeypatch, "gate", "--list-metrics") == 0
     names = capsys.readouterr().out.split()
     assert names == sorted(metric_names())
-    assert {"psi", "roc_auc_delta", "latency_p99_ms", "agreement_at_matched_rate"} <= set(names)
+    assert {"psi", "roc_auc_delta_ci_low", "latency_p99_ms", "kappa_at_matched_rate"} <= set(names)
+    assert "agreement_at_matched_rate" not in names

@@ -18,7 +18,9 @@ from typing import Any
 from shadow.errors import UsageError
 
 KIND = "shadow-comparison"
-VERSION = 1
+VERSION = 2
+"""2: agreement at the matched rate as alert overlap and kappa, average_precision, percentile
+intervals with one tie rule, labelled positives and negatives."""
 _PACKAGES = ("shadow-scoring", "duckdb", "pyarrow", "numpy", "scipy", "scikit-learn")
 
 
@@ -97,6 +99,11 @@ def load_evidence(path: Path) -> dict[str, Any]:
         raise UsageError(f"evidence file {path} is not readable JSON ({exc})") from None
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise UsageError(f"{path} is not a shadow comparison evidence document")
+    if document.get("version") != VERSION:
+        raise UsageError(
+            f"{path} is evidence version {document.get('version')!r}, this shadow reads version "
+            f"{VERSION}: run `shadow compare` again on the window"
+        )
     return document
 
 

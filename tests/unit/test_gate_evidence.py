@@ -147,3 +147,14 @@ def test_policy_mistakes_are_one_line(tmp_path: Path, text: str, message: str) -
     with pytest.raises(UsageError, match=message) as caught:
         load_policy(path)
     assert "\n" not in str(caught.value)
+
+
+def test_evidence_of_another_version_is_refused_in_one_line(unlabelled: dict, tmp_path) -> None:
+    from analysis.evidence import load_evidence
+
+    old = dict(unlabelled, version=1)
+    path = tmp_path / "old.json"
+    write_evidence(old, path)
+    with pytest.raises(UsageError, match="version 1, this shadow reads version 2") as caught:
+        load_evidence(path)
+    assert "\n" not in str(caught.value)

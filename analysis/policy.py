@@ -63,7 +63,7 @@ class Rule:
             parts.append(f"<= {self.max:g}")
         text = " and ".join(parts)
         if self.min_positives and labelled_metric(self.metric):
-            text += f" (on >= {self.min_positives} frauds)"
+            text += f", {self.min_positives}+ frauds"
         return text
 
 

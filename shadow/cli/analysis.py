@@ -165,7 +165,7 @@ def _show(verdicts: list[GateVerdict], as_json: bool) -> None:
     for verdict in verdicts:
         table = Table(title=f"{verdict.candidate} - {verdict.summary}")
         for column in ("rule", "value", "threshold", "result"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for r in verdict.results:
             value = "n/a" if r.value is None else f"{r.value:.6g}"
             status = f"[{colour[r.status]}]{r.status.upper()}[/]"

@@ -41,12 +41,13 @@ class PartitionControl:
             if tp.error is not None:
                 raise CommitError(self.topic, partition, tp.error.str())
         self.committed[partition] = offset
-        self._record_lag(partition, offset, cached=True)
+        self._record_lag(partition, offset)
 
     def refresh_lag(self, partitions: set[int]) -> None:
         """Lag of every assigned partition from the broker's high watermark now, so the gauge
-        keeps growing while nothing is committed (a stalled or paused worker); the committed
-        offset of a partition this worker has not committed yet is asked once."""
+        keeps growing while nothing is committed (a stalled or paused worker). A partition
+        never committed by this worker has its group offset asked; one the group never
+        committed counts from the low watermark (auto.offset.reset is earliest)."""
         from confluent_kafka import KafkaException, TopicPartition
 
         unknown = [TopicPartition(self.topic, p) for p in sorted(partitions - set(self.committed))]
@@ -54,20 +55,22 @@ class PartitionControl:
             for tp in self.consumer.committed(unknown, timeout=LAG_TIMEOUT_S) if unknown else []:
                 if tp.error is None and tp.offset >= 0:
                     self.committed[tp.partition] = tp.offset
-            for partition in sorted(partitions & set(self.committed)):
-                self._record_lag(partition, self.committed[partition], cached=False)
+            for partition in sorted(partitions):
+                tp = TopicPartition(self.topic, partition)
+                low, high = self.consumer.get_watermark_offsets(tp, timeout=LAG_TIMEOUT_S)
+                self._set_lag(partition, high, self.committed.get(partition, low))
         except KafkaException as exc:  # the broker is away: the last figures stand
             logger.debug("%s: lag not refreshed: %s", self.topic, exc.args[0].str())
 
-    def _record_lag(self, partition: int, committed: int, cached: bool) -> None:
+    def _record_lag(self, partition: int, committed: int) -> None:
         from confluent_kafka import TopicPartition
 
         tp = TopicPartition(self.topic, partition)
-        if cached:
-            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-        else:
-            _low, high = self.consumer.get_watermark_offsets(tp, timeout=LAG_TIMEOUT_S)
-        if high >= 0:
+        _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+        self._set_lag(partition, high, committed)
+
+    def _set_lag(self, partition: int, high: int, committed: int) -> None:
+        if high >= 0 and committed >= 0:
             lag = self.metrics.commit_lag.labels(self.topic, str(partition))
             lag.set(max(0, high - committed))
 
@@ -93,6 +96,6 @@ class PartitionControl:
         and its lag is the new owner's to report."""
         self.paused.discard(partition)
         self.metrics.paused.set(len(self.paused))
-        if self.committed.pop(partition, None) is not None:
-            with contextlib.suppress(KeyError):
-                self.metrics.commit_lag.remove(self.topic, str(partition))
+        self.committed.pop(partition, None)
+        with contextlib.suppress(KeyError):
+            self.metrics.commit_lag.remove(self.topic, str(partition))

@@ -9,6 +9,7 @@ error message) and the run fails with one line when nothing was delivered or whe
 from __future__ import annotations
 
 import logging
+import re
 from types import TracebackType
 from typing import Any
 
@@ -18,22 +19,34 @@ HELD_LOGGERS = ("producers.tap", "shadow.librdkafka")
 """The tap's own warnings (throttled broker errors) and every client's librdkafka log."""
 
 
+TAP_LOGGER = "producers.tap"
+"""The tap's own lines (a delivery failure with the broker's error) say more than librdkafka's
+retries, so the last of them is the one quoted."""
+
+
 class HeldBack(logging.Handler):
-    """Counts the records of HELD_LOGGERS instead of printing them; keeps the worst last one."""
+    """Counts the records of HELD_LOGGERS instead of printing them; keeps the last one, the
+    tap's own when there is one."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.count = 0
         self.last: logging.LogRecord | None = None
+        self.last_of_tap: logging.LogRecord | None = None
         self._saved: list[tuple[logging.Logger, bool]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.count += 1
-        if self.last is None or record.levelno >= self.last.levelno:
-            self.last = record
+        self.last = record
+        if record.name == TAP_LOGGER:
+            self.last_of_tap = record
 
     def last_line(self) -> str:
-        return "" if self.last is None else self.last.getMessage().splitlines()[0][:300]
+        record = self.last_of_tap or self.last
+        if record is None:
+            return ""
+        line = record.getMessage().splitlines()[0][:300]
+        return re.sub(r" \(\d+ similar held back\)$", "", line)
 
     def __enter__(self) -> HeldBack:
         for name in HELD_LOGGERS:

@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.command("demo")(demo_cmd.demo)
+app.command("demo-seed")(demo_cmd.seed)
 analysis_cmd.register(app)
 app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(models_cmd.app, name="models")

@@ -1,17 +1,33 @@
 # The newcomer contract: `make demo` runs the main job, `make test` passes the tests.
+# The install lines below are the README's (section "Install"): keep them equal.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+PROMTOOL := $(VENV)/tools/promtool
 
-.PHONY: install lint test unit integration demo clean
+.PHONY: install install-demo lint test unit integration demo clean
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,monitor]'
+
+# everything, and the test tools
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[all,dev]'
 	touch $@
 
-install: $(VENV)/.installed
+# what `shadow demo` runs: worker, analysis and the reference models
+$(VENV)/.installed-demo: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[demo]'
+	touch $@
+
+# checks the alert rules and the dashboard's queries (tests/unit/test_alert_rules.py)
+$(PROMTOOL): | $(VENV)/bin/python
+	bash .ci/promtool $(VENV)/tools
+
+install: $(VENV)/.installed $(PROMTOOL)
+
+install-demo: $(VENV)/.installed-demo
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -27,7 +43,7 @@ unit: install
 integration: install
 	$(PY) -m pytest -q tests/integration
 
-demo: install
+demo: install-demo
 	$(VENV)/bin/shadow demo
 
 clean:

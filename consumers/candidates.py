@@ -112,6 +112,8 @@ class CandidateSet:
             return
         with self._lock:
             self._models[model_id] = candidate
+        if self.metrics is not None:
+            self.metrics.track_model(model_id)
         self._loaded_changed()
         logger.info("model %s loaded (threshold %.4f)", model_id, candidate.threshold)
 

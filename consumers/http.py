@@ -1,4 +1,4 @@
-"""WorkerHttp - /metrics, /healthz and /models of a worker, on a daemon thread."""
+"""WorkerHttp - /metrics, /healthz, /livez, /readyz and /models of a worker, on a daemon thread."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 logger = logging.getLogger(__name__)
 
+Probe = Callable[[], tuple[bool, dict[str, Any]]]
+"""(ok, JSON report): 200 when ok, else 503."""
+
 
 class WorkerHttp:
     """Serves the worker's metrics text, health report and loaded model list."""
@@ -21,14 +24,20 @@ class WorkerHttp:
         self,
         port: int,
         metrics: Callable[[], bytes],
-        health: Callable[[], tuple[bool, dict[str, Any]]],
+        health: Probe,
         models: Callable[[], list[dict[str, Any]]],
+        live: Probe | None = None,
+        ready: Probe | None = None,
     ) -> None:
         routes = {
             "/metrics": lambda: (200, CONTENT_TYPE_LATEST, metrics()),
             "/healthz": lambda: _health_response(health),
             "/models": lambda: (200, "application/json", json.dumps(models()).encode()),
         }
+        if live is not None:
+            routes["/livez"] = lambda: _health_response(live)
+        if ready is not None:
+            routes["/readyz"] = lambda: _health_response(ready)
         self._server = ThreadingHTTPServer(("0.0.0.0", port), _handler(routes))
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
@@ -36,14 +45,14 @@ class WorkerHttp:
 
     def start(self) -> None:
         self._thread.start()
-        logger.info("worker http on port %d (/metrics /healthz /models)", self.port)
+        logger.info("worker http on port %d (/metrics /healthz /livez /readyz /models)", self.port)
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
 
 
-def _health_response(health: Callable[[], tuple[bool, dict[str, Any]]]) -> tuple[int, str, bytes]:
+def _health_response(health: Probe) -> tuple[int, str, bytes]:
     ok, report = health()
     return (200 if ok else 503), "application/json", json.dumps(report).encode()
 

@@ -1,8 +1,16 @@
-"""WorkerMetrics - the worker's Prometheus metrics, in a registry of its own."""
+"""WorkerMetrics - the worker's Prometheus metrics, in a registry of its own.
+
+The names are a contract: compose/grafana's dashboard and compose/prometheus/alerts.yml query
+them, and tests/integration/test_metric_names.py fails when one of those queries names a metric
+a running worker does not expose. Every series a query needs exists from the start (at zero):
+the DLQ counter for every reason, and the per-model series as soon as a model is loaded.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from shadow.envelope import REASONS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _FLUSH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -46,7 +54,7 @@ class WorkerMetrics:
         self.commit_lag = Gauge(
             "shadow_worker_commit_lag",
             "Records in the partition not yet committed (high watermark - committed).",
-            ["partition"],
+            ["topic", "partition"],
             registry=r,
         )
         self.models_loaded = Gauge(
@@ -55,6 +63,17 @@ class WorkerMetrics:
         self.paused = Gauge(
             "shadow_worker_paused_partitions", "Partitions paused by store failures.", registry=r
         )
+        self.assigned = Gauge(
+            "shadow_worker_assigned_partitions", "Partitions assigned to this worker.", registry=r
+        )
+        for reason in REASONS:
+            self.dlq.labels(reason)
+
+    def track_model(self, model_id: str) -> None:
+        """Create a loaded model's series at zero, so rates and alerts see it from the start."""
+        self.scored_rows.labels(model_id)
+        self.model_errors.labels(model_id)
+        self.scoring_seconds.labels(model_id)
 
     def scored(self, model_id: str, rows: int, seconds: float) -> None:
         self.scored_rows.labels(model_id).inc(rows)

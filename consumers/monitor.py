@@ -73,7 +73,13 @@ class MonitorMetrics:
             for name in FIGURES
         }
 
-    def show(self, model_id: str, window: dict[str, float | None]) -> None:
+    def show(
+        self, model_id: str, window: dict[str, float | None], rule_metrics: Iterable[str] = ()
+    ) -> None:
+        """The candidate's latest closed window; its breach counters start at zero, so an
+        alert on their increase sees the first breach."""
+        for metric in rule_metrics:
+            self.breaches.labels(model_id, metric)
         for name, gauge in self.figures.items():
             value = window.get(name)
             gauge.labels(model_id).set(float("nan") if value is None else value)
@@ -101,6 +107,7 @@ class ShadowMonitor:
         self.window_ms = int(conf.window_seconds * 1000)
         self.grace_ms = int(conf.grace_seconds * 1000)
         self.acted: set[str] = set()
+        self._rule_metrics = sorted({rule.metric for rule in conf.rules})
 
     def absorb(self, records: Iterable[PredictionRecord]) -> int:
         """Add a batch of records to the table: one table write per (candidate, window)."""
@@ -150,7 +157,7 @@ class ShadowMonitor:
         now_ms = _now_ms() if now_ms is None else now_ms
         history = closed_windows(self.tallies(), now_ms, self.window_ms, self.grace_ms)
         for model_id, judged in history.items():
-            self.metrics.show(model_id, judged[-1].figures)
+            self.metrics.show(model_id, judged[-1].figures, self._rule_metrics)
         return [
             breach
             for breach in breaches(history, self.conf.rules, self.conf.min_count)

@@ -9,11 +9,20 @@ from shadow.settings import Settings
 def serve(settings: Settings) -> None:
     """Run a worker with its HTTP endpoints until SIGTERM/SIGINT (the `shadow worker` body)."""
     from consumers.http import WorkerHttp
+    from consumers.probes import WorkerProbes
     from consumers.worker import ShadowWorker
 
     worker = ShadowWorker(settings)
     worker.install_signal_handlers()
-    http = WorkerHttp(settings.worker.http_port, worker.metrics.text, worker.health, worker.models)
+    probes = WorkerProbes(worker)
+    http = WorkerHttp(
+        settings.worker.http_port,
+        worker.metrics.text,
+        worker.health,
+        worker.models,
+        live=probes.liveness,
+        ready=probes.readiness,
+    )
     http.start()
     try:
         worker.run()

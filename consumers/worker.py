@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 Publisher = Callable[[int, "pa.Table"], None]
 """Hook for worker.predictions_topic: called with (partition, rows of a scored chunk)."""
 
+LAG_REFRESH_S = 10.0
+"""How often the lag gauge of every assigned partition is read again from the broker."""
+
 
 class ShadowWorker:
     """One worker process of the consumer group `worker.group_id`."""
@@ -69,6 +72,10 @@ class ShadowWorker:
         self.buffers = PartitionBuffers()
         self.flusher = Flusher(self._write)
         self.assigned: set[int] = set()
+        self.member = False
+        """In the group: assigned something, possibly nothing (more workers than partitions)."""
+        self.last_turn = time.monotonic()
+        self._next_lag = 0.0
         self._stopping = threading.Event()
         self.consumer: Any = None
         self.control: PartitionControl = PartitionControl(None, self.topic, self.metrics)
@@ -115,6 +122,10 @@ class ShadowWorker:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
@@ -127,6 +138,7 @@ class ShadowWorker:
         self.flusher.close()
         self.consumer.close()
         self.consumer = None
+        self.member = False
         if self.dlq is not None:
             self.dlq.close()
         if hasattr(self.publish, "close"):
@@ -142,10 +154,14 @@ class ShadowWorker:
 
     def step(self) -> int:
         """One turn: consume a batch, score it, flush what is due. Returns records consumed."""
+        self.last_turn = time.monotonic()
         messages = self.consumer.consume(self.conf.batch_size, self.conf.poll_timeout_s)
         if messages:
             self._ingest(messages)
         now = time.monotonic()
+        if now >= self._next_lag:
+            self._next_lag = now + LAG_REFRESH_S
+            self.control.refresh_lag(self.assigned)
         self._finish_writes(now)
         for buffer in self.buffers.due(now, self.conf.flush_records, self.conf.flush_seconds):
             if not self.flusher.busy(buffer.partition):
@@ -266,7 +282,10 @@ class ShadowWorker:
     # -- rebalance callbacks (run inside consume(), on this thread) --------------------------
 
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        # called with an empty list too when the group leaves this member nothing to read
+        self.member = True
         self.assigned.update(tp.partition for tp in partitions)
+        self.metrics.assigned.set(len(self.assigned))
         logger.info("assigned %s", _names(partitions))
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
@@ -279,6 +298,7 @@ class ShadowWorker:
     def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
         """Partitions lost (session timed out): their buffers are dropped, never committed."""
         logger.warning("lost %s: dropping their buffers uncommitted", _names(partitions))
+        self.member = False  # out of the group until the next assignment
         for tp in partitions:
             self.flusher.release(tp.partition)  # a write still running is never committed
             self._forget(tp.partition)
@@ -287,6 +307,7 @@ class ShadowWorker:
 
     def _forget(self, partition: int) -> None:
         self.assigned.discard(partition)
+        self.metrics.assigned.set(len(self.assigned))
         self.buffers.pop(partition)
         self.control.forget(partition)
 

@@ -138,3 +138,11 @@ class ConcurrentTransition(RegistryError):
     """Another actor changed the model between reading and writing it; re-read and retry."""
 
     transient = True
+
+
+class DeliveryFailed(ShadowError):
+    """A tap run (replay, synthetic traffic) delivered nothing, or lost more than allowed."""
+
+    def __init__(self, topic: str, problem: str) -> None:
+        self.topic = topic
+        super().__init__(f"tap to {topic}: {problem}")

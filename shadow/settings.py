@@ -97,7 +97,7 @@ class WorkerSettings(_Section):
     reload_seconds: float = Field(default=30.0, gt=0)
     """How often the candidate set is re-read from the registry."""
     http_port: int = Field(default=9400, ge=0, le=65535)
-    """Port of /metrics, /healthz and /models; 0 picks a free port."""
+    """Port of /metrics, /healthz, /livez, /readyz and /models; 0 picks a free port."""
     batch_size: int = Field(default=2000, gt=0)
     """Messages taken per consume() call."""
     poll_timeout_s: float = Field(default=0.5, gt=0)
@@ -115,6 +115,9 @@ class WorkerSettings(_Section):
     """ONNX Runtime threads per process (one shared pool for all models)."""
     worker_id: str | None = None
     """Name in the predictions' worker_id column; unset means host-pid."""
+    liveness_seconds: float = Field(default=60.0, gt=0)
+    """/livez answers 503 when the consume loop has not turned for this long (a wedged
+    process, for Kubernetes to restart)."""
     consumer_config: dict[str, str] = Field(default_factory=dict)
     """librdkafka overrides for the worker's consumer."""
 

@@ -59,3 +59,19 @@ def demo(
 
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
+
+
+def seed(
+    seconds: Annotated[float, typer.Option(help="Seconds of live traffic.", min=1)] = 120.0,
+    tps: Annotated[float, typer.Option(help="Live transactions per second.", min=1)] = 200.0,
+    seed: Annotated[int, typer.Option(help="Seed of the models and the traffic.")] = 7,
+    config: ConfigOption = None,
+) -> None:
+    """For a running deployment (compose): register the demo models if missing, send traffic,
+    write its labels, wait until the workers committed it all. Then run compare and gate."""
+    import json
+
+    from shadow.demo.seed import seed_traffic
+
+    summary = seed_traffic(settings_from(config), seconds, tps, seed)
+    typer.echo(json.dumps(summary))

@@ -9,14 +9,27 @@ from typing import Annotated, Any
 import typer
 
 from shadow.cli.common import ConfigOption, JsonOption, settings_from
+from shadow.cli.tap_outcome import HeldBack, check_delivery
 from shadow.errors import UsageError
 from shadow.settings import Settings
+from shadow.topics import wait_for_broker
 
 app = typer.Typer(help="Mirror transactions onto the shadow topic.", no_args_is_help=True)
 
 TRAFFIC_SEED = 101
 """Default seed of synthetic traffic: not the reference models' training seed, so the live
 model scores transactions it was not trained on."""
+
+MaxFailedOption = Annotated[
+    float,
+    typer.Option(
+        "--max-failed",
+        help="Exit 1 when more than this share of the sampled transactions is not delivered "
+        "(failed, dropped or rejected); a run that delivers nothing always exits 1.",
+    ),
+]
+BROKER_WAIT_S = 10.0
+"""How long a tap run waits for a broker to answer before it starts (else: one line, exit 1)."""
 
 SampleRateOption = Annotated[
     float | None,
@@ -102,10 +115,14 @@ def replay_cmd(
     string_columns: Annotated[
         list[str] | None, typer.Option("--string-column", help="CSV column kept as text.")
     ] = None,
+    max_failed: MaxFailedOption = 0.0,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Mirror past transactions through the tap's sampling, redaction and encoding."""
+    """Mirror past transactions through the tap's sampling, redaction and encoding.
+
+    Exits 1 (one line saying why) when nothing was delivered or more than --max-failed was lost.
+    """
     from producers.replay import ColumnMap, count_rows, replay
     from producers.tap import ShadowTap
 
@@ -125,15 +142,19 @@ def replay_cmd(
     settings = with_sample_rate(settings_from(config), sample_rate)
     # the hand-off tap whatever tap.inline says: replay waits for room in its queue (a
     # slower replay, nothing dropped); tap.inline is about a live service's request path
-    with ShadowTap(settings) as tap, _progress() as bar:
-        task = bar.add_task(f"replay {file.name}", total=total)
-        summary = replay(file, tap, columns, limit, lambda done: bar.update(task, completed=done))
-        tap.close(30)
-        stats = tap.stats()
+    with HeldBack() as held:
+        wait_for_broker(settings.kafka, BROKER_WAIT_S)
+        with ShadowTap(settings) as tap, _progress() as bar:
+            task = bar.add_task(f"replay {file.name}", total=total)
+            progress = lambda done: bar.update(task, completed=done)  # noqa: E731
+            summary = replay(file, tap, columns, limit, progress)
+            tap.close(30)
+            stats = tap.stats()
     problems = [f"row {number}: {problem}" for number, problem in summary.problems]
     result = {"rows": summary.rows, "malformed": summary.malformed, **stats}
     result |= {"seconds": round(summary.seconds, 2), "first_problems": problems}
     _print_summary(f"replay of {file.name}", result, as_json)
+    _finish(settings.kafka.topic, stats, max_failed, held)
 
 
 @app.command("synthetic")
@@ -154,10 +175,14 @@ def synthetic_cmd(
         bool, typer.Option("--labels-out", help="Write the labels to the store's labels/.")
     ] = False,
     sample_rate: SampleRateOption = None,
+    max_failed: MaxFailedOption = 0.01,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Stand in for the live service: generate, score with the live model, offer to the tap."""
+    """Stand in for the live service: generate, score with the live model, offer to the tap.
+
+    Exits 1 (one line saying why) when nothing was delivered or more than --max-failed was lost.
+    """
     from producers.synthetic import SyntheticLiveService
 
     if tps <= 0 or seconds <= 0:
@@ -173,14 +198,26 @@ def synthetic_cmd(
     model_id = live_model_id or f"{live_model.stem}@live"
     if "@" not in model_id.strip("@"):
         raise UsageError(f"--live-model-id {model_id!r}: expected name@version")
-    service = SyntheticLiveService(settings, live_model, model_id, seed, threshold, micro_batch)
     total = max(1, round(tps * seconds))
-    with _progress() as bar:
-        task = bar.add_task("live traffic", total=total)
-        run = service.run(tps, seconds, lambda done, _total: bar.update(task, completed=done))
+    with HeldBack() as held:
+        wait_for_broker(settings.kafka, BROKER_WAIT_S)
+        service = SyntheticLiveService(settings, live_model, model_id, seed, threshold, micro_batch)
+        with _progress() as bar:
+            task = bar.add_task("live traffic", total=total)
+            run = service.run(tps, seconds, lambda done, _total: bar.update(task, completed=done))
     summary = run.summary()
     if labels_out:
         from shadow.objectstore import open_store
 
         summary["labels_key"] = service.write_labels(open_store(settings.store))
     _print_summary("synthetic live traffic", summary, as_json)
+    _finish(settings.kafka.topic, summary, max_failed, held)
+
+
+def _finish(topic: str, stats: dict[str, Any], max_failed: float, held: HeldBack) -> None:
+    """Exit 1 with one line when the run lost too much; else one line of held-back warnings."""
+    if not 0.0 <= max_failed <= 1.0:
+        raise UsageError(f"--max-failed {max_failed} is outside [0, 1]")
+    check_delivery(topic, stats, max_failed, held)
+    if held.count:
+        typer.echo(held.summary(), err=True)

@@ -8,8 +8,8 @@ from shadow.cli.common import ConfigOption, settings_from
 def worker(config: ConfigOption = None) -> None:
     """Score every candidate on the transaction topic, land Parquet, commit after the write.
 
-    Serves /metrics, /healthz and /models on worker.http_port. SIGTERM or Ctrl-C flushes,
-    commits and leaves the group.
+    Serves /metrics, /healthz, /livez, /readyz and /models on worker.http_port. SIGTERM or
+    Ctrl-C flushes, commits and leaves the group.
     """
     from consumers.service import serve
 

@@ -98,7 +98,7 @@ def test_every_record_scored_by_every_model_stored_then_committed(
     assert 'shadow_worker_model_errors_total{model_id="flaky@1"}' in metrics
     assert 'shadow_worker_scoring_seconds_bucket{le="0.001",model_id="amount@1"}' in metrics
     for partition in range(3):
-        assert f'shadow_worker_commit_lag{{partition="{partition}"}}' in metrics
+        assert f'shadow_worker_commit_lag{{partition="{partition}",topic="{topic}"}}' in metrics
 
 
 def _poison(max_bytes: int) -> list[tuple[str, bytes | None, bytes | None]]:

@@ -3,6 +3,12 @@
 SQLAlchemy Core on any database it speaks; SQLite file by default, PostgreSQL for a shared
 deployment. ``row_version`` makes every state change an optimistic compare-and-set, and a partial
 unique index keeps one ``production`` model per name even if two promotions race.
+
+An event's ``kind`` says how it came about: ``registered``, ``transition`` (a move, with the gate's
+evidence where it needs one), ``override`` (a move that needs evidence, made without it),
+``rollback``, or ``note`` (no state change). Registries made before ``kind`` and
+``evidence_sha256`` existed get the columns added when they are opened; their old rows read as
+the kind their states imply.
 """
 
 from __future__ import annotations
@@ -26,12 +32,15 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
+    inspect,
+    or_,
     select,
     text,
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from shadow.errors import ConcurrentTransition, ConfigError, RegistryError
 from shadow.modelcard import ModelCard
@@ -73,7 +82,12 @@ events = Table(
     Column("reason", Text, nullable=False),
     Column("evidence", Text),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(20)),
+    Column("evidence_sha256", String(64)),
 )
+ADDED_COLUMNS = ("kind", "evidence_sha256")
+"""Event columns added after the first release: a registry without them gets them on open."""
+KINDS = ("registered", "transition", "override", "rollback", "note")
 Index("shadow_model_events_model", events.c.model_id, events.c.event_id)
 
 
@@ -94,6 +108,7 @@ def open_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     _create_tables(engine)
+    _add_columns(engine)
     return engine
 
 
@@ -104,6 +119,26 @@ def _create_tables(engine: Engine) -> None:
     except (IntegrityError, ProgrammingError):
         # PostgreSQL: two workers racing on CREATE TABLE; the loser finds them made
         metadata.create_all(engine)
+
+
+def _add_columns(engine: Engine) -> None:
+    """ALTER TABLE for the event columns an older registry lacks (nullable: old rows keep NULL)."""
+    for name in ADDED_COLUMNS:
+        if name in _event_columns(engine):
+            continue
+        column = events.c[name]
+        kind = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {events.name} ADD COLUMN {name} {kind}"))
+        except (OperationalError, ProgrammingError):
+            # another process added it first
+            if name not in _event_columns(engine):
+                raise
+
+
+def _event_columns(engine: Engine) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns(events.name)}
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -122,6 +157,8 @@ class ModelRecord:
     object_key: str
     updated_at: dt.datetime
     row_version: int
+    entered: Event | None = None
+    """The event that put the model in its current state (shows an override or a rollback)."""
 
     @property
     def model_id(self) -> str:
@@ -140,6 +177,10 @@ class Event:
     reason: str
     evidence: str | None
     at: dt.datetime
+    kind: str = "transition"
+    """registered, transition, override, rollback or note (see the module docstring)."""
+    evidence_sha256: str | None = None
+    """sha256 of the evidence file the gate judged, when the move carried a gate verdict."""
 
 
 def locked_row(conn: Connection, model_id: str) -> Any:
@@ -153,13 +194,13 @@ def locked_row(conn: Connection, model_id: str) -> Any:
 
 
 def retire_production(
-    conn: Connection, name: str, model_id: str, actor: str, now: dt.datetime, evidence: str | None
+    conn: Connection, name: str, model_id: str, actor: str, now: dt.datetime, proof: Proof
 ) -> None:
     query = select(models).where(models.c.name == name, models.c.state == "production")
     for old in conn.execute(query).all():
         compare_and_set(conn, old, "retired", now)
         reason = f"superseded by {model_id}"
-        append_event(conn, old.model_id, "production", "retired", actor, reason, evidence, now)
+        append_event(conn, old.model_id, "production", "retired", actor, reason, proof, now)
 
 
 def compare_and_set(conn: Connection, row: Any, to_state: str, now: dt.datetime) -> None:
@@ -175,6 +216,15 @@ def compare_and_set(conn: Connection, row: Any, to_state: str, now: dt.datetime)
         )
 
 
+@dataclass(frozen=True)
+class Proof:
+    """What a move carries: the gate's evidence id and its file's digest, and the event kind."""
+
+    evidence: str | None = None
+    evidence_sha256: str | None = None
+    kind: str = "transition"
+
+
 def append_event(
     conn: Connection,
     model_id: str,
@@ -182,7 +232,7 @@ def append_event(
     to_state: str,
     actor: str,
     reason: str,
-    evidence: str | None,
+    proof: Proof,
     now: dt.datetime,
 ) -> Event:
     values = {
@@ -191,8 +241,10 @@ def append_event(
         "to_state": to_state,
         "actor": actor,
         "reason": reason,
-        "evidence": evidence,
+        "evidence": proof.evidence,
         "at": now,
+        "kind": proof.kind,
+        "evidence_sha256": proof.evidence_sha256,
     }
     result = conn.execute(events.insert().values(**values))
     return Event(event_id=int(result.inserted_primary_key[0]), **values)
@@ -233,7 +285,51 @@ def event_of(row: Any) -> Event:
         reason=row.reason,
         evidence=row.evidence,
         at=as_utc(row.at),
+        kind=row.kind or _implied_kind(row.from_state, row.to_state),
+        evidence_sha256=row.evidence_sha256,
     )
+
+
+def _implied_kind(from_state: str | None, to_state: str) -> str:
+    """The kind of an event written before events had one."""
+    if from_state is None:
+        return "registered"
+    return "note" if from_state == to_state else "transition"
+
+
+def state_changes() -> Any:
+    """Events that changed a state (registration included): every one but the notes."""
+    return or_(events.c.from_state.is_(None), events.c.from_state != events.c.to_state)
+
+
+def production_history(conn: Connection, name: str) -> list[tuple[Event, str]]:
+    """Every event that moved a model of `name` into or out of production, with the state its
+    model is in now, oldest first."""
+    query = (
+        select(events, models.c.state.label("model_state"))
+        .join(models, models.c.model_id == events.c.model_id)
+        .where(
+            models.c.name == name,
+            or_(events.c.to_state == "production", events.c.from_state == "production"),
+            state_changes(),
+        )
+        .order_by(events.c.event_id)
+    )
+    return [(event_of(row), row.model_state) for row in conn.execute(query)]
+
+
+def last_state_changes(conn: Connection, model_ids: list[str]) -> dict[str, Event]:
+    """Per model, the event that put it in its current state."""
+    if not model_ids:
+        return {}
+    latest = (
+        select(func.max(events.c.event_id).label("event_id"))
+        .where(state_changes(), events.c.model_id.in_(model_ids))
+        .group_by(events.c.model_id)
+        .scalar_subquery()
+    )
+    rows = conn.execute(select(events).where(events.c.event_id.in_(latest)))
+    return {row.model_id: event_of(row) for row in rows}
 
 
 def now_utc() -> dt.datetime:

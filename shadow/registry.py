@@ -30,26 +30,35 @@ from shadow.errors import ConcurrentTransition, ModelError, RegistryError, Regis
 from shadow.modelcard import ModelCard, model_id_of, sha256_file, sha256_of, split_model_id
 from shadow.objectstore import ObjectStore
 from shadow.registry_db import (
-    Event,
     ModelRecord,
-    Proof,
-    append_event,
     compare_and_set,
-    event_of,
     events,
     first_line,
-    last_state_changes,
     locked_row,
     models,
     now_utc,
     open_engine,
-    production_history,
     record_of,
-    retire_production,
     row_values,
     safe_url,
 )
-from shadow.registry_moves import MOVES, STATES, proof_for, resolve_actor, rollback_target
+from shadow.registry_events import (
+    Event,
+    Proof,
+    append_event,
+    event_of,
+    last_state_changes,
+    production_ids,
+    retire_production,
+)
+from shadow.registry_moves import (
+    MOVES,
+    STATES,
+    proof_for,
+    resolve_actor,
+    roll_back,
+    rollback_pair,
+)
 from shadow.registry_moves import check_move as _check_move
 from shadow.registry_moves import check_state as _check_state
 from shadow.verdicts import GateEvidence
@@ -192,11 +201,12 @@ class ModelRegistry:
         who = resolve_actor(actor)
         with self._write() as conn:
             row = locked_row(conn, model_id)
+            seen = production_ids(conn, row.name)  # what this promotion supersedes
             _check_move(model_id, row.state, to_state)
             proof = proof_for(model_id, to_state, evidence, override)
             now = now_utc()
             if to_state == "production":
-                retire_production(conn, row.name, model_id, who, now, _passed_on(proof))
+                retire_production(conn, row.name, model_id, who, now, _passed_on(proof), seen)
             compare_and_set(conn, row, to_state, now)
             event = append_event(conn, model_id, row.state, to_state, who, reason, proof, now)
         logger.info("model %s: %s -> %s by %s (%s)", model_id, row.state, to_state, who, proof.kind)
@@ -211,21 +221,11 @@ class ModelRegistry:
         if not reason.strip():
             raise RegistryError(f"{name}: a rollback needs a reason")
         who = resolve_actor(actor)
-        current, target = self._rollback_pair(name)
+        with self._read() as conn:
+            current, target = rollback_pair(conn, name)
         self.verify_file(target)
         with self._write() as conn:
-            if self._rollback_pair(name, conn) != (current, target):
-                raise ConcurrentTransition(f"{name}: production changed meanwhile; retry")
-            now = now_utc()
-            done = []
-            for model_id, to_state, why in (
-                (current, "retired", f"rolled back to {target}: {reason}"),
-                (target, "production", f"rollback from {current}: {reason}"),
-            ):
-                row = locked_row(conn, model_id)
-                compare_and_set(conn, row, to_state, now)
-                proof = Proof(kind="rollback")
-                done.append(append_event(conn, model_id, row.state, to_state, who, why, proof, now))
+            done = roll_back(conn, name, (current, target), who, reason)
         logger.warning("%s: rolled back from %s to %s by %s", name, current, target, who)
         return done
 
@@ -261,23 +261,6 @@ class ModelRegistry:
         Path(out.name).replace(target)
         return target
 
-    def _rollback_pair(self, name: str, conn: Connection | None = None) -> tuple[str, str]:
-        """(current production model, the model a rollback puts back)."""
-        if conn is None:
-            with self._read() as own:
-                return self._rollback_pair(name, own)
-        current = conn.execute(
-            select(models.c.model_id).where(models.c.name == name, models.c.state == "production")
-        ).scalar_one_or_none()
-        if current is None:
-            raise RegistryError(f"{name} has no production model: there is nothing to roll back")
-        target = rollback_target(production_history(conn, name), current)
-        if target is None:
-            raise RegistryError(
-                f"{name}: no model was in production before {current} (and not rolled back)"
-            )
-        return current, target
-
     def _refuse_existing(self, model_id: str) -> None:
         try:
             state = self.get(model_id).state
@@ -294,15 +277,9 @@ class ModelRegistry:
         try:
             with self._write() as conn:
                 conn.execute(models.insert().values(**row_values(card, key, now)))
+                registered = Proof(kind="registered")
                 append_event(
-                    conn,
-                    card.model_id,
-                    None,
-                    "registered",
-                    actor,
-                    "registered",
-                    Proof(kind="registered"),
-                    now,
+                    conn, card.model_id, None, "registered", actor, "registered", registered, now
                 )
                 # the object goes in while the row is uncommitted: a failed put leaves no row
                 self.store.put(key, data)

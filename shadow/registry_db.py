@@ -4,11 +4,8 @@ SQLAlchemy Core on any database it speaks; SQLite file by default, PostgreSQL fo
 deployment. ``row_version`` makes every state change an optimistic compare-and-set, and a partial
 unique index keeps one ``production`` model per name even if two promotions race.
 
-An event's ``kind`` says how it came about: ``registered``, ``transition`` (a move, with the gate's
-evidence where it needs one), ``override`` (a move that needs evidence, made without it),
-``rollback``, or ``note`` (no state change). Registries made before ``kind`` and
-``evidence_sha256`` existed get the columns added when they are opened; their old rows read as
-the kind their states imply.
+Registries made before the events' ``kind`` and ``evidence_sha256`` columns existed get them
+added when they are opened (shadow.registry_events reads their old rows).
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Column,
@@ -32,9 +29,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    func,
     inspect,
-    or_,
     select,
     text,
     update,
@@ -44,6 +39,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, S
 
 from shadow.errors import ConcurrentTransition, ConfigError, RegistryError
 from shadow.modelcard import ModelCard
+
+if TYPE_CHECKING:
+    from shadow.registry_events import Event
 
 metadata = MetaData()
 
@@ -87,7 +85,6 @@ events = Table(
 )
 ADDED_COLUMNS = ("kind", "evidence_sha256")
 """Event columns added after the first release: a registry without them gets them on open."""
-KINDS = ("registered", "transition", "override", "rollback", "note")
 Index("shadow_model_events_model", events.c.model_id, events.c.event_id)
 
 
@@ -165,24 +162,6 @@ class ModelRecord:
         return self.card.model_id
 
 
-@dataclass(frozen=True)
-class Event:
-    """One line of a model's history; from_state is None for the registration itself."""
-
-    event_id: int
-    model_id: str
-    from_state: str | None
-    to_state: str
-    actor: str
-    reason: str
-    evidence: str | None
-    at: dt.datetime
-    kind: str = "transition"
-    """registered, transition, override, rollback or note (see the module docstring)."""
-    evidence_sha256: str | None = None
-    """sha256 of the evidence file the gate judged, when the move carried a gate verdict."""
-
-
 def locked_row(conn: Connection, model_id: str) -> Any:
     query = select(models).where(models.c.model_id == model_id)
     if conn.dialect.name == "postgresql":
@@ -191,16 +170,6 @@ def locked_row(conn: Connection, model_id: str) -> Any:
     if row is None:
         raise RegistryError(f"model {model_id} is not registered")
     return row
-
-
-def retire_production(
-    conn: Connection, name: str, model_id: str, actor: str, now: dt.datetime, proof: Proof
-) -> None:
-    query = select(models).where(models.c.name == name, models.c.state == "production")
-    for old in conn.execute(query).all():
-        compare_and_set(conn, old, "retired", now)
-        reason = f"superseded by {model_id}"
-        append_event(conn, old.model_id, "production", "retired", actor, reason, proof, now)
 
 
 def compare_and_set(conn: Connection, row: Any, to_state: str, now: dt.datetime) -> None:
@@ -214,40 +183,6 @@ def compare_and_set(conn: Connection, row: Any, to_state: str, now: dt.datetime)
             f"model {row.model_id} changed while it was moving from {row.state} to {to_state}; "
             "re-read it and retry"
         )
-
-
-@dataclass(frozen=True)
-class Proof:
-    """What a move carries: the gate's evidence id and its file's digest, and the event kind."""
-
-    evidence: str | None = None
-    evidence_sha256: str | None = None
-    kind: str = "transition"
-
-
-def append_event(
-    conn: Connection,
-    model_id: str,
-    from_state: str | None,
-    to_state: str,
-    actor: str,
-    reason: str,
-    proof: Proof,
-    now: dt.datetime,
-) -> Event:
-    values = {
-        "model_id": model_id,
-        "from_state": from_state,
-        "to_state": to_state,
-        "actor": actor,
-        "reason": reason,
-        "evidence": proof.evidence,
-        "at": now,
-        "kind": proof.kind,
-        "evidence_sha256": proof.evidence_sha256,
-    }
-    result = conn.execute(events.insert().values(**values))
-    return Event(event_id=int(result.inserted_primary_key[0]), **values)
 
 
 def row_values(card: ModelCard, key: str, now: dt.datetime) -> dict[str, Any]:
@@ -273,63 +208,6 @@ def record_of(row: Any) -> ModelRecord:
         updated_at=as_utc(row.updated_at),
         row_version=row.row_version,
     )
-
-
-def event_of(row: Any) -> Event:
-    return Event(
-        event_id=row.event_id,
-        model_id=row.model_id,
-        from_state=row.from_state,
-        to_state=row.to_state,
-        actor=row.actor,
-        reason=row.reason,
-        evidence=row.evidence,
-        at=as_utc(row.at),
-        kind=row.kind or _implied_kind(row.from_state, row.to_state),
-        evidence_sha256=row.evidence_sha256,
-    )
-
-
-def _implied_kind(from_state: str | None, to_state: str) -> str:
-    """The kind of an event written before events had one."""
-    if from_state is None:
-        return "registered"
-    return "note" if from_state == to_state else "transition"
-
-
-def state_changes() -> Any:
-    """Events that changed a state (registration included): every one but the notes."""
-    return or_(events.c.from_state.is_(None), events.c.from_state != events.c.to_state)
-
-
-def production_history(conn: Connection, name: str) -> list[tuple[Event, str]]:
-    """Every event that moved a model of `name` into or out of production, with the state its
-    model is in now, oldest first."""
-    query = (
-        select(events, models.c.state.label("model_state"))
-        .join(models, models.c.model_id == events.c.model_id)
-        .where(
-            models.c.name == name,
-            or_(events.c.to_state == "production", events.c.from_state == "production"),
-            state_changes(),
-        )
-        .order_by(events.c.event_id)
-    )
-    return [(event_of(row), row.model_state) for row in conn.execute(query)]
-
-
-def last_state_changes(conn: Connection, model_ids: list[str]) -> dict[str, Event]:
-    """Per model, the event that put it in its current state."""
-    if not model_ids:
-        return {}
-    latest = (
-        select(func.max(events.c.event_id).label("event_id"))
-        .where(state_changes(), events.c.model_id.in_(model_ids))
-        .group_by(events.c.model_id)
-        .scalar_subquery()
-    )
-    rows = conn.execute(select(events).where(events.c.event_id.in_(latest)))
-    return {row.model_id: event_of(row) for row in rows}
 
 
 def now_utc() -> dt.datetime:

@@ -22,8 +22,11 @@ import os
 import socket
 from collections.abc import Iterable
 
-from shadow.errors import RegistryError
-from shadow.registry_db import Event, Proof
+from sqlalchemy import Connection, select
+
+from shadow.errors import ConcurrentTransition, RegistryError
+from shadow.registry_db import compare_and_set, locked_row, models, now_utc
+from shadow.registry_events import Event, Proof, append_event, production_history
 from shadow.verdicts import GateEvidence
 
 STATES = ("registered", "shadow", "passed", "failed", "production", "retired")
@@ -117,3 +120,43 @@ def rollback_target(entries: Iterable[tuple[Event, str]], current: str) -> str |
         if entered and model_id != current and model_id not in rolled_back and state == "retired":
             return model_id
     return None
+
+
+def rollback_pair(conn: Connection, name: str) -> tuple[str, str]:
+    """(the current production model of `name`, the model a rollback puts back)."""
+    current = conn.execute(
+        select(models.c.model_id).where(models.c.name == name, models.c.state == "production")
+    ).scalar_one_or_none()
+    if current is None:
+        raise RegistryError(f"{name} has no production model: there is nothing to roll back")
+    target = rollback_target(production_history(conn, name), current)
+    if target is None:
+        raise RegistryError(
+            f"{name}: no model was in production before {current} (and not rolled back)"
+        )
+    return current, target
+
+
+def roll_back(
+    conn: Connection, name: str, pair: tuple[str, str], actor: str, reason: str
+) -> list[Event]:
+    """In the caller's transaction: the current model production -> retired, the previous one
+    retired -> production, each with a ``rollback`` event; ConcurrentTransition when production
+    changed since `pair` was read."""
+    current, target = pair
+    rows = {model_id: locked_row(conn, model_id) for model_id in pair}
+    if (rows[current].state, rows[target].state) != ("production", "retired") or (
+        rollback_pair(conn, name) != pair
+    ):
+        raise ConcurrentTransition(f"{name}: production changed meanwhile; retry the rollback")
+    now = now_utc()
+    done = []
+    for model_id, to_state, why in (
+        (current, "retired", f"rolled back to {target}: {reason}"),
+        (target, "production", f"rollback from {current}: {reason}"),
+    ):
+        row = rows[model_id]
+        compare_and_set(conn, row, to_state, now)
+        proof = Proof(kind="rollback")
+        done.append(append_event(conn, model_id, row.state, to_state, actor, why, proof, now))
+    return done

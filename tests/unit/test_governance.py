@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +212,42 @@ def test_rollback_to_a_file_that_no_longer_verifies_changes_nothing(registry, st
     assert "\n" not in str(refused.value)
     assert _production(registry, name) == b
     assert (registry.history(a), registry.history(b)) == before
+
+
+def test_two_racing_rollbacks_move_production_once(
+    registry, registry_url, store, tiny, name, monkeypatch
+):
+    a, b, c = (_register(registry, tiny, name, v) for v in ("1", "2", "3"))
+    for model_id in (a, b, c):
+        _promote(registry, model_id)
+    barrier = threading.Barrier(2, timeout=5)
+    real_verify = ModelRegistry.verify_file
+
+    def verify_then_wait(self, model_id):  # both have read (c, b) before either writes
+        real_verify(self, model_id)
+        barrier.wait()
+
+    monkeypatch.setattr(ModelRegistry, "verify_file", verify_then_wait)
+    results: list[object] = []
+
+    def run() -> None:
+        own = ModelRegistry(registry_url, store)
+        try:
+            results.append(own.rollback(name, "ops", "race"))
+        except RegistryError as exc:
+            results.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 2 and sum(isinstance(r, list) for r in results) == 1, results
+    assert _production(registry, name) == b
+    assert [e.kind for e in registry.history(c)].count("rollback") == 1
+    assert registry.get(a).state == "retired"
 
 
 # --- registry made before event kinds ---------------------------------------------------------

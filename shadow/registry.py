@@ -315,8 +315,8 @@ class ModelRegistry:
 
 
 def _passed_on(proof: Proof) -> Proof:
-    """What the promotion records on the model it supersedes: its evidence, as a transition."""
-    return Proof(proof.evidence, proof.evidence_sha256)
+    """What the promotion records on the model it supersedes: its evidence."""
+    return Proof(proof.evidence, proof.evidence_sha256, "superseded")
 
 
 __all__ = [

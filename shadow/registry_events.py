@@ -2,8 +2,9 @@
 
 An event's ``kind`` says how it came about: ``registered``, ``transition`` (a move, with the
 gate's evidence where it needs one), ``override`` (a move that needs evidence, made without it),
-``rollback``, or ``note`` (no state change). Rows written before events had a kind read as the
-kind their states imply.
+``superseded`` (production -> retired because another model was promoted; it carries that
+promotion's evidence), ``rollback``, or ``note`` (no state change). Rows written before events
+had a kind read as the kind their states imply.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import Connection, func, or_, select
 from shadow.errors import ConcurrentTransition
 from shadow.registry_db import as_utc, compare_and_set, events, models
 
-KINDS = ("registered", "transition", "override", "rollback", "note")
+KINDS = ("registered", "transition", "override", "superseded", "rollback", "note")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Event:
     evidence: str | None
     at: dt.datetime
     kind: str = "transition"
-    """registered, transition, override, rollback or note (see the module docstring)."""
+    """One of KINDS (see the module docstring)."""
     evidence_sha256: str | None = None
     """sha256 of the evidence file the gate judged, when the move carried a gate verdict."""
 

@@ -190,11 +190,14 @@ def _when(event: Event) -> str:
 
 
 def _how(event: Event | None) -> str:
-    """How a model reached its state, for the list: OVERRIDE, ROLLBACK, or the gate evidence."""
+    """How a model reached its state, for the list: OVERRIDE, ROLLBACK, superseded, or the gate
+    evidence it carried."""
     if event is None:
         return ""
     if event.kind in _LOUD:
         return event.kind.upper()
+    if event.kind == "superseded":
+        return "superseded"
     return f"gate {event.evidence}" if event.evidence_sha256 else ""
 
 

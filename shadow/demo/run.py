@@ -170,6 +170,7 @@ def _run_traffic(
             run = traffic.service.run(options.tps, options.seconds)
             traffic.status.phase = "draining: waiting for every sampled transaction to be committed"
             _drain(traffic.status, settings.worker.flush_seconds * 4 + 30)
+            traffic.status.phase = "drained: every sampled transaction is committed"
         console.print()  # the live table's last frame ends without a newline
         result.traffic = run.summary()
         _analyse(settings, traffic.service, started_ms, console, result)

@@ -134,11 +134,14 @@ def test_promoting_retires_the_previous_production_model(registry, tiny, name):
     assert registry.production(name).model_id == second
     assert registry.get(first).state == "retired"
     last = registry.history(first)[-1]
-    assert (last.from_state, last.to_state, last.reason) == (
+    assert (last.from_state, last.to_state, last.reason, last.kind, last.evidence) == (
         "production",
         "retired",
         f"superseded by {second}",
+        "superseded",
+        "gate-7",
     )
+    assert registry.get(first).entered == last
     assert [r.model_id for r in registry.list("production") if r.card.name == name] == [second]
 
 

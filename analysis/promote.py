@@ -47,7 +47,7 @@ def promote_model(
     policy = load_policy(policy_path)
     [verdict] = evaluate_all(policy, load_evidence(evidence_path), [model_id])
     policy_file = policy_path or default_policy_path()
-    proof = record_verdicts(evidence_path, [verdict], policy_file, must_write=False)[model_id]
+    proof = record_verdicts(evidence_path, [verdict], policy_file)[model_id]
     registry = ModelRegistry.from_settings(settings)
     try:
         return verdict, _record(registry, verdict, proof, to_production, actor)

@@ -80,6 +80,7 @@ class LiveModel:
         self._serving = self._load(record)
         self._previous: _Loaded | None = None
         self._refused: set[tuple[str, str]] = set()
+        self._troubled: str | None = None
         self.swaps: list[Swap] = []
         self._requests, self._failed = itertools.count(), itertools.count()
         self._stop = threading.Event()
@@ -152,11 +153,12 @@ class LiveModel:
         try:
             record = self._registry.production(self.name)
         except ShadowError as exc:
-            logger.warning("live model %s: registry unreadable, serving %s: %s", *self._on(exc))
+            self._trouble("registry unreadable", str(exc))
             return False
         if record is None:
-            logger.warning("live model %s: no production model now, serving %s", *self._on())
+            self._trouble("no production model in the registry")
             return False
+        self._troubled = None
         key = (record.model_id, record.card.sha256)
         if key == self._serving.key or key in self._refused:
             return False
@@ -216,8 +218,13 @@ class LiveModel:
         except ShadowError as failed:
             logger.error("live model %s: the refusal was not recorded: %s", self.name, failed)
 
-    def _on(self, *more: object) -> tuple[object, ...]:
-        return (self.name, self.model_id, *more)
+    def _trouble(self, what: str, detail: str = "") -> None:
+        """Log a poll's trouble once, until a poll reads the registry again."""
+        if self._troubled != what:
+            logger.warning(
+                "live model %s: %s, serving %s %s", self.name, what, self.model_id, detail
+            )
+        self._troubled = what
 
 
 def _check_canary(card: ModelCard, scorer: OnnxScorer) -> None:

@@ -91,43 +91,40 @@ def verdict_document(
     }
 
 
-def write_verdict(document: dict[str, Any], evidence_path: Path, out: Path | None = None) -> Path:
-    """Write (whole or not at all) beside the evidence unless `out` says where; a document of the
-    same evidence and policy already there keeps the candidates this run did not judge."""
-    path = out or evidence_path.parent / VERDICT_FILE
+def write_verdict(document: dict[str, Any], evidence_path: Path) -> Path:
+    """Write verdict.json (whole or not at all) beside the evidence; a document of the same
+    evidence and policy already there keeps the candidates this run did not judge."""
+    path = evidence_path.parent / VERDICT_FILE
     try:
         previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, json.JSONDecodeError):
         previous = None
     if _same_judgement(previous, document):
         document = {**document, "verdicts": {**previous["verdicts"], **document["verdicts"]}}
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-verdict-", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(document, indent=2) + "\n")
         os.replace(tmp, path)
     except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise UsageError(f"cannot write the gate verdict {path}: {exc.strerror}") from None
     return path
 
 
 def record_verdicts(
-    evidence_path: Path,
-    verdicts: list[Judged],
-    policy_path: Path | None,
-    out: Path | None = None,
-    *,
-    must_write: bool = True,
+    evidence_path: Path, verdicts: list[Judged], policy_path: Path | None
 ) -> dict[str, GateEvidence]:
-    """Build and write the verdict document; each judged model's GateEvidence. With
-    ``must_write`` false a folder that cannot be written only loses the file (logged)."""
+    """Build the verdict document, write it beside the evidence, and give each judged model's
+    GateEvidence. A folder that cannot be written loses only the file (a warning): the verdict
+    just taken still binds a transition made by the same process (`shadow promote`)."""
     document = verdict_document(evidence_path, verdicts, policy_path)
     try:
-        where = str(write_verdict(document, evidence_path, out))
+        where = str(write_verdict(document, evidence_path))
     except UsageError as exc:
-        if must_write:
-            raise
-        logger.warning("%s; the registry records the verdict without it", exc)
+        logger.warning("%s; later transitions cannot cite this verdict", exc)
         where = str(evidence_path)
     return {model_id: gate_evidence(document, model_id, where) for model_id in document["verdicts"]}
 

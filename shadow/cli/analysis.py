@@ -86,13 +86,6 @@ def gate(
     list_metrics: Annotated[
         bool, typer.Option("--list-metrics", help="Print the metric names a policy may use.")
     ] = False,
-    verdict_out: Annotated[
-        Path | None,
-        typer.Option(
-            "--verdict",
-            help="Where to write the verdict (default: verdict.json beside the evidence).",
-        ),
-    ] = None,
 ) -> None:
     """Apply a policy to evidence: exit 0 pass, 1 fail, 2 unusable input; write verdict.json."""
     from analysis.evidence import load_evidence, metric_names
@@ -108,14 +101,7 @@ def gate(
         raise UsageError("--evidence is required (the evidence.json of `shadow compare`)")
     rules = load_policy(policy)
     verdicts = evaluate_all(rules, load_evidence(evidence), candidate or None)
-    # beside the evidence when the folder can be written; an explicit --verdict must be
-    record_verdicts(
-        evidence,
-        verdicts,
-        policy or default_policy_path(),
-        verdict_out,
-        must_write=bool(verdict_out),
-    )
+    record_verdicts(evidence, verdicts, policy or default_policy_path())  # verdict.json
     _show(verdicts, as_json)
     raise typer.Exit(exit_code(verdicts))
 

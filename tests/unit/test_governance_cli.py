@@ -177,6 +177,8 @@ def test_registration_without_a_threshold_is_refused_in_one_line(
 @pytest.mark.parametrize("github", [None, "octocat"])
 def test_every_command_records_the_same_actor(registry, report, monkeypatch, github):
     """`shadow promote` recorded $USER, `shadow models` user@host: one person, two names."""
+    monkeypatch.setenv("USER", "carol")
+    monkeypatch.setenv("LOGNAME", "carol")
     if github:
         monkeypatch.setenv("GITHUB_ACTOR", github)
     expected = github or resolve_actor(None)

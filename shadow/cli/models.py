@@ -73,7 +73,10 @@ def register(
     if as_json:
         typer.echo(card.to_json())
     else:
-        typer.echo(f"registered {card.model_id} sha256 {card.sha256} canary {card.canary_score}")
+        typer.echo(
+            f"registered {card.model_id} sha256 {card.sha256} threshold {card.threshold:g} "
+            f"canary {card.canary_score}"
+        )
 
 
 @app.command("list")
@@ -108,6 +111,8 @@ def show(
         typer.echo(json.dumps(data, indent=1))
         return
     card = data.pop("card")
+    entered = record.entered
+    data["entered_by"] = f"{entered.kind}: {entered.reason} ({entered.actor})" if entered else ""
     card["features"] = ", ".join(f"{k}:{v}" for k, v in card["features"].items())
     card["canary"] = f"{len(card['canary'])} feature values"
     _table(model_id, ["field", "value"], [[k, str(v)] for k, v in {**data, **card}.items()])

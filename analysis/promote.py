@@ -1,4 +1,8 @@
-"""Promote - run the gate for one model and record its registry transition with the evidence id."""
+"""Promote - run the gate for one model and record its registry transition, bound to the evidence.
+
+The verdict is written to verdict.json beside the evidence (as `shadow gate` does) and the
+transition carries it: the registry records the evidence id and the evidence file's sha256.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.evidence import load_evidence
-from analysis.gate import evaluate
-from analysis.policy import GateVerdict, load_policy
+from analysis.gate import evaluate_all
+from analysis.policy import GateVerdict, default_policy_path, load_policy
 from shadow.errors import UsageError
 from shadow.settings import Settings
+from shadow.verdicts import GateEvidence, record_verdicts
 
 if TYPE_CHECKING:
     from shadow.registry import ModelRegistry
@@ -39,31 +44,33 @@ def promote_model(
 
     if target not in (None, PRODUCTION):
         raise UsageError(f"--to {target}: only `production` can be asked for")
-    verdict = evaluate(load_policy(policy_path), load_evidence(evidence_path), model_id)
+    policy = load_policy(policy_path)
+    [verdict] = evaluate_all(policy, load_evidence(evidence_path), [model_id])
+    policy_file = policy_path or default_policy_path()
+    proof = record_verdicts(evidence_path, [verdict], policy_file)[model_id]
     registry = ModelRegistry.from_settings(settings)
     try:
-        return verdict, _record(registry, model_id, verdict, to_production, actor)
+        return verdict, _record(registry, verdict, proof, to_production, actor)
     finally:
         registry.close()
 
 
 def _record(
     registry: ModelRegistry,
-    model_id: str,
     verdict: GateVerdict,
+    proof: GateEvidence,
     to_production: bool,
     actor: str | None,
 ) -> Any:
+    model_id = verdict.candidate
     state = registry.get(model_id).state
     reason = verdict.summary
     if not to_production:
         to_state = "passed" if verdict.passed else "failed"
-        return registry.transition(model_id, to_state, actor, reason, evidence=verdict.evidence_id)
+        return registry.transition(model_id, to_state, actor, reason, evidence=proof)
     if not verdict.passed:
         logger.warning("model %s: not promoted to production: %s", model_id, reason)
         return None
     if state == "shadow":
-        registry.transition(model_id, "passed", actor, reason, evidence=verdict.evidence_id)
-    return registry.transition(
-        model_id, PRODUCTION, actor, f"promoted: {reason}", evidence=verdict.evidence_id
-    )
+        registry.transition(model_id, "passed", actor, reason, evidence=proof)
+    return registry.transition(model_id, PRODUCTION, actor, f"promoted: {reason}", evidence=proof)

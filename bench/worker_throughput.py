@@ -85,7 +85,7 @@ def register_models(settings: Any) -> None:
     built = build_reference_models()
     registry = ModelRegistry.from_settings(settings)
     for name in MODELS:
-        card = registry.register(built[name].path, name, "bench", **built[name].info)
+        card = registry.register(built[name].path, name, "bench", threshold=0.5, **built[name].info)
         registry.transition(card.model_id, "shadow", "bench", "worker throughput bench")
     registry.close()
 

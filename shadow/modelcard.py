@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 FEATURES_METADATA = "features"
 """Metadata property of a tensor-kind model holding its feature order."""
+THRESHOLD_METADATA = "threshold"
+"""Metadata property holding the decision threshold, used when registration names none."""
+DECISION_ALERT = "alert"
+DECISION_PASS = "pass"
 
 _ELEMENT_TYPES = {1: "float", 11: "double", 7: "int64", 9: "bool", 8: "string"}
 _SCORE_NAMES = ("probabilities", "probability", "output_probability", "score", "scores")
@@ -62,6 +66,10 @@ class ModelCard(BaseModel):
     created_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
     training_data: str = ""
     """Free-text reference to the data the model was trained on."""
+
+    def decision(self, score: float) -> str:
+        """``alert`` when the score reaches the threshold, else ``pass``."""
+        return DECISION_ALERT if score >= self.threshold else DECISION_PASS
 
     def to_json(self) -> str:
         return self.model_dump_json()

@@ -21,6 +21,8 @@ import json
 
 import pyarrow as pa
 
+from shadow import modelcard
+
 PREDICTIONS = "predictions"
 FEATURES = "features"
 LABELS = "labels"
@@ -28,8 +30,9 @@ LABELS = "labels"
 ROLE_LIVE = "live"
 ROLE_CANDIDATE = "candidate"
 
-DECISION_ALERT = "alert"
-DECISION_PASS = "pass"
+# the decision values are the model card's (shadow.modelcard), defined once
+DECISION_ALERT = modelcard.DECISION_ALERT
+DECISION_PASS = modelcard.DECISION_PASS
 
 PREDICTION_SCHEMA = pa.schema(
     [

@@ -1,31 +1,24 @@
 """ModelRegistry - the governance store: model cards, lifecycle states and their history.
 
-States and the moves allowed between them (``MOVES``)::
-
-    registered -> shadow | retired
-    shadow     -> passed | failed | retired
-    passed     -> production | retired
-    failed     -> retired
-    production -> retired
-    retired    (final)
-
-Every change is an append-only event (actor, time, reason, evidence). Promoting a model to
-``production`` retires the name's previous production model in the same database transaction.
-A state change is a compare-and-set on ``row_version``: of two concurrent transitions on one model
-exactly one wins, the other gets ConcurrentTransition. Notes that change no state (the worker's
-"unloaded after N failed batches") are events too, written by ``record_event`` with
-from_state == to_state. ONNX files live in the object store under
+The states and moves are in ``shadow.registry_moves`` (``MOVES``); a move to ``passed`` or
+``production`` carries a passing gate verdict bound to its evidence file, or is an override
+recorded as such. Every change is an append-only event (actor, time, reason, evidence id and
+digest, kind). Promoting a model to ``production`` retires the name's previous production model
+in the same database transaction; ``rollback`` puts the previous one back, also in one
+transaction. A state change is a compare-and-set on ``row_version``: of two concurrent
+transitions on one model exactly one wins, the other gets ConcurrentTransition. Notes that change
+no state (the worker's "unloaded after N failed batches") are events too, written by
+``record_event`` with from_state == to_state. ONNX files live in the object store under
 ``models/<name>/<version>/model.onnx``.
 """
 
 from __future__ import annotations
 
-import getpass
 import logging
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +30,8 @@ from shadow.errors import ConcurrentTransition, ModelError, RegistryError, Regis
 from shadow.modelcard import ModelCard, model_id_of, sha256_file, sha256_of, split_model_id
 from shadow.objectstore import ObjectStore
 from shadow.registry_db import (
-    Event,
     ModelRecord,
-    append_event,
     compare_and_set,
-    event_of,
     events,
     first_line,
     locked_row,
@@ -49,34 +39,34 @@ from shadow.registry_db import (
     now_utc,
     open_engine,
     record_of,
-    retire_production,
     row_values,
     safe_url,
 )
+from shadow.registry_events import (
+    Event,
+    Proof,
+    append_event,
+    event_of,
+    last_state_changes,
+    production_ids,
+    retire_production,
+)
+from shadow.registry_moves import (
+    MOVES,
+    STATES,
+    proof_for,
+    resolve_actor,
+    roll_back,
+    rollback_pair,
+)
+from shadow.registry_moves import check_move as _check_move
+from shadow.registry_moves import check_state as _check_state
+from shadow.verdicts import GateEvidence
 
 if TYPE_CHECKING:
     from shadow.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-STATES = ("registered", "shadow", "passed", "failed", "production", "retired")
-MOVES: dict[str, tuple[str, ...]] = {
-    "registered": ("shadow", "retired"),
-    "shadow": ("passed", "failed", "retired"),
-    "passed": ("production", "retired"),
-    "failed": ("retired",),
-    "production": ("retired",),
-    "retired": (),
-}
-
-
-def default_actor() -> str:
-    """Who is acting when nobody said: user@host."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 def object_key_of(name: str, version: str) -> str:
@@ -108,7 +98,7 @@ class ModelRegistry:
         path: Path | str,
         name: str,
         version: str,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         canary: dict[str, Any] | None = None,
         canary_score: float | None = None,
         feature_names: list[str] | tuple[str, ...] | None = None,
@@ -120,9 +110,11 @@ class ModelRegistry:
     ) -> ModelCard:
         """Check the file and record it in state ``registered``; nothing is left on refusal.
 
-        ``feature_names`` is the list of transaction features (every input must be one);
-        ``sha256`` the digest the caller expects; ``canary`` defaults to a fixed synthetic
-        transaction, and ``canary_score``, when given, must be reproduced within 1e-5.
+        ``threshold`` is the decision threshold; without it the model's ONNX metadata property
+        ``threshold`` must carry one (else refused). ``feature_names`` is the list of
+        transaction features (every input must be one); ``sha256`` the digest the caller
+        expects; ``canary`` defaults to a fixed synthetic transaction, and ``canary_score``,
+        when given, must be reproduced within 1e-5.
         """
         model_id = model_id_of(name, version)
         checks.check_names(name, version)
@@ -131,6 +123,7 @@ class ModelRegistry:
         checks.check_sha256(model_id, data, sha256)
         signature = checks.signature_of(model_id, model)
         checks.check_features(model_id, signature, feature_names)
+        threshold = checks.threshold_of(model_id, model, threshold)
         card = ModelCard(
             model_id=model_id,
             name=name,
@@ -146,24 +139,28 @@ class ModelRegistry:
             training_data=training_data,
         )
         card = checks.with_canary_score(card, data, canary_score)
-        self._insert(card, data, actor or default_actor())
+        self._insert(card, data, resolve_actor(actor))
         logger.info("registered model %s (%s)", model_id, card.sha256[:12])
         return card
 
     def get(self, model_id: str) -> ModelRecord:
         with self._read() as conn:
             row = conn.execute(select(models).where(models.c.model_id == model_id)).one_or_none()
-        if row is None:
-            raise RegistryError(f"model {model_id} is not registered")
-        return record_of(row)
+            if row is None:
+                raise RegistryError(f"model {model_id} is not registered")
+            entered = last_state_changes(conn, [model_id])
+        return replace(record_of(row), entered=entered.get(model_id))
 
     def list(self, state: str | None = None) -> list[ModelRecord]:
+        """The models (in one state), each with the event that put it there."""
         query = select(models).order_by(models.c.name, models.c.created_at, models.c.version)
         if state is not None:
             _check_state(state)
             query = query.where(models.c.state == state)
         with self._read() as conn:
-            return [record_of(row) for row in conn.execute(query)]
+            records = [record_of(row) for row in conn.execute(query)]
+            entered = last_state_changes(conn, [r.model_id for r in records])
+        return [replace(r, entered=entered.get(r.model_id)) for r in records]
 
     def shadow_set(self) -> list[ModelCard]:
         """Exactly the models in state ``shadow``: what the workers must load."""
@@ -187,23 +184,56 @@ class ModelRegistry:
         to_state: str,
         actor: str | None = None,
         reason: str = "",
-        evidence: str | None = None,
+        evidence: GateEvidence | str | None = None,
+        *,
+        override: bool = False,
     ) -> Event:
-        """Move a model to another state, as one event; RegistryError when the move is illegal."""
+        """Move a model to another state, as one event; RegistryError when the move is illegal.
+
+        A move to ``passed`` or ``production`` needs ``evidence``: a GateEvidence (read with
+        ``shadow.verdicts.read_gate_evidence``) that passed this model; the event keeps its
+        evidence id and the evidence file's sha256. ``override`` makes the move without it,
+        recorded as an override. Other moves may carry an evidence id or verdict as a note.
+        """
         _check_state(to_state)
         if not reason.strip():
             raise RegistryError(f"model {model_id}: a transition needs a reason")
-        who = actor or default_actor()
+        who = resolve_actor(actor)
         with self._write() as conn:
             row = locked_row(conn, model_id)
+            seen = production_ids(conn, row.name)  # what this promotion supersedes
             _check_move(model_id, row.state, to_state)
+            proof = proof_for(model_id, to_state, evidence, override)
             now = now_utc()
             if to_state == "production":
-                retire_production(conn, row.name, model_id, who, now, evidence)
+                retire_production(conn, row.name, model_id, who, now, _passed_on(proof), seen)
             compare_and_set(conn, row, to_state, now)
-            event = append_event(conn, model_id, row.state, to_state, who, reason, evidence, now)
-        logger.info("model %s: %s -> %s by %s", model_id, row.state, to_state, who)
+            event = append_event(conn, model_id, row.state, to_state, who, reason, proof, now)
+        logger.info("model %s: %s -> %s by %s (%s)", model_id, row.state, to_state, who, proof.kind)
         return event
+
+    def rollback(self, name: str, actor: str | None = None, reason: str = "") -> list[Event]:
+        """Put back the model that was in production before the current one, in one transaction:
+        the current one goes production -> retired, the previous one retired -> production, both
+        recorded as kind ``rollback``. Refused (RegistryError / ModelError) when the name has no
+        production model, no earlier production model that was not rolled back, or when that
+        model's stored file no longer matches its sha256."""
+        if not reason.strip():
+            raise RegistryError(f"{name}: a rollback needs a reason")
+        who = resolve_actor(actor)
+        with self._read() as conn:
+            current, target = rollback_pair(conn, name)
+        self.verify_file(target)
+        with self._write() as conn:
+            done = roll_back(conn, name, (current, target), who, reason)
+        logger.warning("%s: rolled back from %s to %s by %s", name, current, target, who)
+        return done
+
+    def verify_file(self, model_id: str) -> None:
+        """ModelError unless the stored file still has the card's sha256."""
+        record = self.get(model_id)
+        if sha256_of(self.store.get(record.object_key)) != record.card.sha256:
+            raise ModelError(model_id, f"sha256 mismatch in the store at {record.object_key}")
 
     def record_event(
         self, model_id: str, actor: str, reason: str, evidence: str | None = None
@@ -211,8 +241,9 @@ class ModelRegistry:
         """A note in the history that changes no state (e.g. a worker unloading a model)."""
         with self._write() as conn:
             row = locked_row(conn, model_id)
+            note = Proof(evidence, kind="note")
             return append_event(
-                conn, model_id, row.state, row.state, actor, reason, evidence, now_utc()
+                conn, model_id, row.state, row.state, actor, reason, note, now_utc()
             )
 
     def fetch(self, model_id: str, cache_dir: Path) -> Path:
@@ -246,8 +277,9 @@ class ModelRegistry:
         try:
             with self._write() as conn:
                 conn.execute(models.insert().values(**row_values(card, key, now)))
+                registered = Proof(kind="registered")
                 append_event(
-                    conn, card.model_id, None, "registered", actor, "registered", None, now
+                    conn, card.model_id, None, "registered", actor, "registered", registered, now
                 )
                 # the object goes in while the row is uncommitted: a failed put leaves no row
                 self.store.put(key, data)
@@ -282,19 +314,18 @@ class ModelRegistry:
             raise RegistryError(f"registry {safe_url(self.url)}: {first_line(exc)}") from None
 
 
-def _check_move(model_id: str, current: str, to_state: str) -> None:
-    allowed = MOVES[current]
-    if to_state in allowed:
-        return
-    moves = ", ".join(allowed) if allowed else f"none ({current} is final)"
-    raise RegistryError(
-        f"model {model_id} is {current}: it cannot move to {to_state}; allowed moves: {moves}"
-    )
+def _passed_on(proof: Proof) -> Proof:
+    """What the promotion records on the model it supersedes: its evidence."""
+    return Proof(proof.evidence, proof.evidence_sha256, "superseded")
 
 
-def _check_state(state: str) -> None:
-    if state not in STATES:
-        raise RegistryError(f"unknown state {state!r}; states are {', '.join(STATES)}")
-
-
-__all__ = ["MOVES", "STATES", "Event", "ModelRecord", "ModelRegistry", "split_model_id"]
+__all__ = [
+    "MOVES",
+    "STATES",
+    "Event",
+    "GateEvidence",
+    "ModelRecord",
+    "ModelRegistry",
+    "resolve_actor",
+    "split_model_id",
+]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shadow.errors import ModelError, RegistryError
-from shadow.modelcard import ModelCard, Signature, read_signature, sha256_of
+from shadow.modelcard import THRESHOLD_METADATA, ModelCard, Signature, read_signature, sha256_of
 
 if TYPE_CHECKING:
     import onnx
@@ -142,6 +142,28 @@ def with_canary_score(card: ModelCard, data: bytes, expected: float | None) -> M
         actual = OnnxScorer(card, path).score_canary()
     check_canary(card.model_id, actual, expected)
     return card.model_copy(update={"canary_score": actual})
+
+
+def threshold_of(model_id: str, model: onnx.ModelProto, given: float | None) -> float:
+    """The decision threshold: the one given, else the model's ``threshold`` metadata property;
+    refused when neither says, or when it is not a number in [0, 1]."""
+    source = "--threshold"
+    if given is None:
+        meta = {p.key: p.value for p in model.metadata_props}
+        if THRESHOLD_METADATA not in meta:
+            raise ModelError(
+                model_id,
+                "no decision threshold: give --threshold, or set the ONNX metadata property "
+                f"'{THRESHOLD_METADATA}' in the model",
+            )
+        source = f"metadata '{THRESHOLD_METADATA}'"
+        try:
+            given = float(meta[THRESHOLD_METADATA])
+        except ValueError:
+            raise ModelError(model_id, f"{source} is not a number") from None
+    if not (math.isfinite(given) and 0.0 <= given <= 1.0):
+        raise ModelError(model_id, f"the threshold ({source}) must be a number in [0, 1]")
+    return float(given)
 
 
 def check_names(name: str, version: str) -> None:

@@ -3,6 +3,9 @@
 SQLAlchemy Core on any database it speaks; SQLite file by default, PostgreSQL for a shared
 deployment. ``row_version`` makes every state change an optimistic compare-and-set, and a partial
 unique index keeps one ``production`` model per name even if two promotions race.
+
+Registries made before the events' ``kind`` and ``evidence_sha256`` columns existed get them
+added when they are opened (shadow.registry_events reads their old rows).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Column,
@@ -26,15 +29,19 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     select,
     text,
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from shadow.errors import ConcurrentTransition, ConfigError, RegistryError
 from shadow.modelcard import ModelCard
+
+if TYPE_CHECKING:
+    from shadow.registry_events import Event
 
 metadata = MetaData()
 
@@ -73,7 +80,11 @@ events = Table(
     Column("reason", Text, nullable=False),
     Column("evidence", Text),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(20)),
+    Column("evidence_sha256", String(64)),
 )
+ADDED_COLUMNS = ("kind", "evidence_sha256")
+"""Event columns added after the first release: a registry without them gets them on open."""
 Index("shadow_model_events_model", events.c.model_id, events.c.event_id)
 
 
@@ -94,6 +105,7 @@ def open_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     _create_tables(engine)
+    _add_columns(engine)
     return engine
 
 
@@ -104,6 +116,26 @@ def _create_tables(engine: Engine) -> None:
     except (IntegrityError, ProgrammingError):
         # PostgreSQL: two workers racing on CREATE TABLE; the loser finds them made
         metadata.create_all(engine)
+
+
+def _add_columns(engine: Engine) -> None:
+    """ALTER TABLE for the event columns an older registry lacks (nullable: old rows keep NULL)."""
+    for name in ADDED_COLUMNS:
+        if name in _event_columns(engine):
+            continue
+        column = events.c[name]
+        kind = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {events.name} ADD COLUMN {name} {kind}"))
+        except (OperationalError, ProgrammingError):
+            # another process added it first
+            if name not in _event_columns(engine):
+                raise
+
+
+def _event_columns(engine: Engine) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns(events.name)}
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -122,24 +154,12 @@ class ModelRecord:
     object_key: str
     updated_at: dt.datetime
     row_version: int
+    entered: Event | None = None
+    """The event that put the model in its current state (shows an override or a rollback)."""
 
     @property
     def model_id(self) -> str:
         return self.card.model_id
-
-
-@dataclass(frozen=True)
-class Event:
-    """One line of a model's history; from_state is None for the registration itself."""
-
-    event_id: int
-    model_id: str
-    from_state: str | None
-    to_state: str
-    actor: str
-    reason: str
-    evidence: str | None
-    at: dt.datetime
 
 
 def locked_row(conn: Connection, model_id: str) -> Any:
@@ -150,16 +170,6 @@ def locked_row(conn: Connection, model_id: str) -> Any:
     if row is None:
         raise RegistryError(f"model {model_id} is not registered")
     return row
-
-
-def retire_production(
-    conn: Connection, name: str, model_id: str, actor: str, now: dt.datetime, evidence: str | None
-) -> None:
-    query = select(models).where(models.c.name == name, models.c.state == "production")
-    for old in conn.execute(query).all():
-        compare_and_set(conn, old, "retired", now)
-        reason = f"superseded by {model_id}"
-        append_event(conn, old.model_id, "production", "retired", actor, reason, evidence, now)
 
 
 def compare_and_set(conn: Connection, row: Any, to_state: str, now: dt.datetime) -> None:
@@ -173,29 +183,6 @@ def compare_and_set(conn: Connection, row: Any, to_state: str, now: dt.datetime)
             f"model {row.model_id} changed while it was moving from {row.state} to {to_state}; "
             "re-read it and retry"
         )
-
-
-def append_event(
-    conn: Connection,
-    model_id: str,
-    from_state: str | None,
-    to_state: str,
-    actor: str,
-    reason: str,
-    evidence: str | None,
-    now: dt.datetime,
-) -> Event:
-    values = {
-        "model_id": model_id,
-        "from_state": from_state,
-        "to_state": to_state,
-        "actor": actor,
-        "reason": reason,
-        "evidence": evidence,
-        "at": now,
-    }
-    result = conn.execute(events.insert().values(**values))
-    return Event(event_id=int(result.inserted_primary_key[0]), **values)
 
 
 def row_values(card: ModelCard, key: str, now: dt.datetime) -> dict[str, Any]:
@@ -220,19 +207,6 @@ def record_of(row: Any) -> ModelRecord:
         object_key=row.object_key,
         updated_at=as_utc(row.updated_at),
         row_version=row.row_version,
-    )
-
-
-def event_of(row: Any) -> Event:
-    return Event(
-        event_id=row.event_id,
-        model_id=row.model_id,
-        from_state=row.from_state,
-        to_state=row.to_state,
-        actor=row.actor,
-        reason=row.reason,
-        evidence=row.evidence,
-        at=as_utc(row.at),
     )
 
 

@@ -142,6 +142,14 @@ class RegistrySettings(_Section):
     """Local folder of verified model copies (ModelRegistry.fetch), <name>/<version>/model.onnx."""
 
 
+class LiveSettings(_Section):
+    poll_seconds: float = Field(default=5.0, gt=0)
+    """How often producers.live.LiveModel asks the registry for the production model; a new one
+    is loaded and canary-checked while the old one serves, then swapped in."""
+    intra_op_threads: int = Field(default=1, gt=0)
+    """ONNX Runtime threads of the live service's model (the process-wide pool, sized once)."""
+
+
 class AnalysisSettings(_Section):
     segment_features: tuple[str, ...] = ("merchant_category",)
     """Feature columns to slice the comparison by."""
@@ -234,6 +242,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     store: StoreSettings = StoreSettings()
     registry: RegistrySettings = RegistrySettings()
+    live: LiveSettings = LiveSettings()
     analysis: AnalysisSettings = AnalysisSettings()
     log: LogSettings = LogSettings()
     monitor: MonitorSettings = MonitorSettings()

@@ -9,11 +9,18 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from shadow.modelcard import THRESHOLD_METADATA
+
 _OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
 
 
+TINY_THRESHOLD = 0.5
+"""Decision threshold every tiny model carries in its ``threshold`` metadata property."""
+
+
 def build(kind: str = "columns", weight: float = 1.0) -> onnx.ModelProto:
-    """``columns``, ``tensor``, ``wrong_shape`` or ``failing`` (see write_tiny_model)."""
+    """``columns``, ``tensor``, ``wrong_shape`` or ``failing`` (see write_tiny_model); each
+    carries TINY_THRESHOLD in its metadata, as a model registered without --threshold must."""
     builders = {
         "columns": _columns,
         "tensor": _tensor,
@@ -23,6 +30,8 @@ def build(kind: str = "columns", weight: float = 1.0) -> onnx.ModelProto:
     if kind not in builders:
         raise ValueError(f"unknown tiny model kind {kind!r}; kinds: {', '.join(builders)}")
     model = builders[kind](weight)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = THRESHOLD_METADATA, str(TINY_THRESHOLD)
     onnx.checker.check_model(model)
     return model
 

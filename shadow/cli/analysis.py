@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shadow.cli.common import ConfigOption, JsonOption, settings_from
+from shadow.cli.common import ActorOption, ConfigOption, JsonOption, settings_from
 
 if TYPE_CHECKING:
     from analysis.policy import GateVerdict
@@ -95,11 +94,12 @@ def gate(
         bool, typer.Option("--list-metrics", help="Print the metric names a policy may use.")
     ] = False,
 ) -> None:
-    """Apply a policy to evidence: exit 0 pass, 1 fail, 2 unusable input."""
+    """Apply a policy to evidence: exit 0 pass, 1 fail, 2 unusable input; write verdict.json."""
     from analysis.evidence import load_evidence, metric_names
     from analysis.gate import evaluate_all, exit_code
-    from analysis.policy import load_policy
+    from analysis.policy import default_policy_path, load_policy
     from shadow.errors import UsageError
+    from shadow.verdicts import record_verdicts
 
     if list_metrics:
         typer.echo("\n".join(sorted(metric_names())))
@@ -108,6 +108,7 @@ def gate(
         raise UsageError("--evidence is required (the evidence.json of `shadow compare`)")
     rules = load_policy(policy)
     verdicts = evaluate_all(rules, load_evidence(evidence), candidate or None)
+    record_verdicts(evidence, verdicts, policy or default_policy_path())  # verdict.json
     _show(verdicts, as_json)
     raise typer.Exit(exit_code(verdicts))
 
@@ -120,12 +121,10 @@ def promote(
         str | None,
         typer.Option("--to", help="`production` to promote a passed model; default: the verdict."),
     ] = None,
-    actor: Annotated[
-        str | None, typer.Option(help="Who acts (default: $GITHUB_ACTOR, $USER, user@host).")
-    ] = None,
+    actor: ActorOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run the gate for one model and record the registry transition with the evidence id."""
+    """Run the gate for one model and record the registry transition, bound to the evidence."""
     from analysis.promote import promote_model
 
     settings = settings_from(config)
@@ -135,20 +134,13 @@ def promote(
         evidence,
         policy,
         to_production=to == "production",
-        actor=actor or _ci_actor(),
+        actor=actor,
         target=to,
     )
     _show([verdict], False)
     if event is not None:
         typer.echo(f"{model_id}: {event.from_state} -> {event.to_state} ({verdict.evidence_id})")
     raise typer.Exit(0 if verdict.passed else 1)
-
-
-def _ci_actor() -> str | None:
-    """The CI identity when run by GitHub Actions, else None (the registry's user@host)."""
-    if os.environ.get("GITHUB_ACTOR"):
-        return f"{os.environ['GITHUB_ACTOR']} (github-actions)"
-    return os.environ.get("USER") or None
 
 
 def _show(verdicts: list[GateVerdict], as_json: bool) -> None:

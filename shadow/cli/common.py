@@ -17,6 +17,14 @@ ConfigOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ActorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--actor",
+        help="Who acts, for the history (default: $GITHUB_ACTOR, else user@host).",
+        show_default=False,
+    ),
+]
 
 
 def settings_from(config: Path | None) -> Settings:

@@ -48,8 +48,12 @@ def demo(
         f"traffic: {t.get('offered', 0):,} offered, {t.get('sampled', 0):,} sampled, "
         f"{t.get('scored', 0):,} predictions in {t.get('files', 0):,} Parquet objects"
     )
-    if result.promoted:
-        console.print(f"promoted [bold]{result.promoted}[/] to production")
+    if result.switch is not None and result.switch.error is None:
+        console.print(f"promoted [bold]{result.promoted}[/] to production under live traffic")
+        console.print(result.switch.line())
+        console.print(result.after)
+    elif result.switch is not None:
+        console.print(result.switch.line())
     else:
         console.print("no candidate passed the gate: production unchanged")
     console.print(f"report:   {result.paths.get('report')}")

@@ -1,4 +1,4 @@
-"""`shadow models` - register models, move them through their lifecycle, read their history."""
+"""`shadow models` - register models, move them through their lifecycle, roll back, history."""
 
 from __future__ import annotations
 
@@ -8,17 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shadow.cli.common import ConfigOption, JsonOption, settings_from
+from shadow.cli.common import ActorOption, ConfigOption, JsonOption, settings_from
 from shadow.errors import UsageError
 
 if TYPE_CHECKING:
     from shadow.registry import Event, ModelRecord, ModelRegistry
 
-app = typer.Typer(help="Model registry: register, list, show, transition, history.")
-
-ActorOption = Annotated[
-    str | None, typer.Option("--actor", help="Who acts (default user@host).", show_default=False)
-]
+app = typer.Typer(help="Model registry: register, list, show, transition, rollback, history.")
 
 
 def _registry(config: Path | None) -> ModelRegistry:
@@ -32,7 +28,14 @@ def register(
     path: Annotated[Path, typer.Argument(help="The ONNX file.")],
     name: Annotated[str, typer.Option("--name", help="Model name.")],
     version: Annotated[str, typer.Option("--version", help="Model version.")],
-    threshold: Annotated[float, typer.Option(help="Decision threshold.")] = 0.5,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Decision threshold; default: the model's ONNX metadata property 'threshold' "
+            "(registration is refused when neither is given).",
+            show_default=False,
+        ),
+    ] = None,
     canary: Annotated[
         Path | None,
         typer.Option(help='JSON file: {"features": {...}, "score": 0.12} or the features alone.'),
@@ -70,7 +73,10 @@ def register(
     if as_json:
         typer.echo(card.to_json())
     else:
-        typer.echo(f"registered {card.model_id} sha256 {card.sha256} canary {card.canary_score}")
+        typer.echo(
+            f"registered {card.model_id} sha256 {card.sha256} threshold {card.threshold:g} "
+            f"canary {card.canary_score}"
+        )
 
 
 @app.command("list")
@@ -85,10 +91,11 @@ def list_models(
         typer.echo(json.dumps([_record_json(r) for r in records], indent=1))
         return
     rows = [
-        [r.model_id, r.state, r.card.input_kind, str(len(r.card.features)), r.card.sha256[:12]]
+        [r.model_id, r.state, _how(r.entered), r.card.input_kind, str(len(r.card.features)),
+         r.card.sha256[:12]]
         for r in records
-    ]
-    _table("models", ["model", "state", "inputs", "features", "sha256"], rows)
+    ]  # fmt: skip
+    _table("models", ["model", "state", "how", "inputs", "features", "sha256"], rows)
 
 
 @app.command("show")
@@ -104,6 +111,8 @@ def show(
         typer.echo(json.dumps(data, indent=1))
         return
     card = data.pop("card")
+    entered = record.entered
+    data["entered_by"] = f"{entered.kind}: {entered.reason} ({entered.actor})" if entered else ""
     card["features"] = ", ".join(f"{k}:{v}" for k, v in card["features"].items())
     card["canary"] = f"{len(card['canary'])} feature values"
     _table(model_id, ["field", "value"], [[k, str(v)] for k, v in {**data, **card}.items()])
@@ -115,14 +124,47 @@ def transition(
     state: Annotated[str, typer.Argument(help="The new state.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the history).")],
     evidence: Annotated[
-        str | None, typer.Option(help="Evidence, e.g. a gate report id.", show_default=False)
+        Path | None,
+        typer.Option(
+            help="The gate's report folder (verdict.json beside evidence.json), or either file; "
+            "needed for a move to passed or production.",
+            show_default=False,
+        ),
     ] = None,
+    override: Annotated[
+        bool,
+        typer.Option(
+            "--override",
+            help="Move to passed or production without a passing gate verdict "
+            "(recorded as an override).",
+        ),
+    ] = False,
     actor: ActorOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Move a model to another state (the move is recorded as an event)."""
-    event = _registry(config).transition(model_id, state, actor, reason, evidence)
-    typer.echo(f"{model_id}: {event.from_state} -> {event.to_state} (event {event.event_id})")
+    from shadow.verdicts import read_gate_evidence
+
+    registry = _registry(config)
+    proof = read_gate_evidence(evidence, model_id) if evidence is not None else None
+    event = registry.transition(model_id, state, actor, reason, proof, override=override)
+    how = f", {_how(event)}" if _how(event) else ""
+    typer.echo(f"{model_id}: {event.from_state} -> {event.to_state} (event {event.event_id}{how})")
+
+
+@app.command("rollback")
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name (its production model is rolled back).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in both histories).")],
+    actor: ActorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Put back the model that was in production before the current one (one transaction)."""
+    retired, restored = _registry(config).rollback(name, actor, reason)
+    typer.echo(
+        f"{name}: rolled back {retired.model_id} -> {restored.model_id} "
+        f"(events {retired.event_id}, {restored.event_id})"
+    )
 
 
 @app.command("history")
@@ -137,14 +179,38 @@ def history(
         typer.echo(json.dumps([_event_json(e) for e in events], indent=1))
         return
     rows = [
-        [_when(e), e.from_state or "", e.to_state, e.actor, e.reason, e.evidence or ""]
+        [_when(e), e.from_state or "", e.to_state, e.kind.upper() if e.kind in _LOUD else e.kind,
+         e.actor, e.reason, _evidence(e)]
         for e in events
-    ]
-    _table(model_id, ["at", "from", "to", "actor", "reason", "evidence"], rows)
+    ]  # fmt: skip
+    _table(model_id, ["at", "from", "to", "kind", "actor", "reason", "evidence"], rows)
+
+
+_LOUD = ("override", "rollback")
+"""Event kinds shown in capitals: moves made without a gate's evidence."""
 
 
 def _when(event: Event) -> str:
     return event.at.isoformat(timespec="seconds")
+
+
+def _how(event: Event | None) -> str:
+    """How a model reached its state, for the list: OVERRIDE, ROLLBACK, superseded, or the gate
+    evidence it carried."""
+    if event is None:
+        return ""
+    if event.kind in _LOUD:
+        return event.kind.upper()
+    if event.kind == "superseded":
+        return "superseded"
+    return f"gate {event.evidence}" if event.evidence_sha256 else ""
+
+
+def _evidence(event: Event) -> str:
+    if event.evidence is None:
+        return ""
+    digest = f" sha256 {event.evidence_sha256[:12]}" if event.evidence_sha256 else ""
+    return f"{event.evidence}{digest}"
 
 
 def _read_json(path: Path, kind: type) -> Any:
@@ -173,6 +239,7 @@ def _record_json(record: ModelRecord) -> dict[str, Any]:
     return {
         "model_id": record.model_id,
         "state": record.state,
+        "entered_by": _event_json(record.entered) if record.entered else None,
         "object_key": record.object_key,
         "updated_at": record.updated_at.isoformat(),
         "card": record.card.model_dump(mode="json"),

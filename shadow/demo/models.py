@@ -49,8 +49,10 @@ def register_models(registry: ModelRegistry, seed: int) -> DemoModels:
         ids[kind] = card.model_id
         registry.transition(card.model_id, "shadow", ACTOR, f"demo: {kind} enters shadow")
     live = ids[LIVE]
-    registry.transition(live, "passed", ACTOR, "demo: the model already serving live traffic")
-    registry.transition(live, "production", ACTOR, "demo: serves the live traffic")
+    # the baseline served before shadow existed: no gate ever judged it, so say so
+    why = "demo: the baseline already serving live traffic, never gated"
+    registry.transition(live, "passed", ACTOR, why, override=True)
+    registry.transition(live, "production", ACTOR, why, override=True)
     return DemoModels(
         live=live,
         candidates={kind: ids[kind] for kind in CANDIDATES},

@@ -1,4 +1,4 @@
-"""Demo progress - offered, sampled, scored, files written and consumer lag, refreshed live."""
+"""Demo progress - live model, offered, sampled, scored, files and consumer lag, refreshed live."""
 
 from __future__ import annotations
 
@@ -22,11 +22,14 @@ class PipelineStatus:
         worker_ports: list[int],
         store: ObjectStore,
         lag: Callable[[], int | None],
+        live_stats: Callable[[], dict[str, Any]],
     ) -> None:
         self._tap_stats = tap_stats
         self._ports = worker_ports
         self._store = store
         self._lag = lag
+        self._live_stats = live_stats
+        self._served: list[str] = []
         self.phase = "starting"
         self.values: dict[str, Any] = {}
         self._stop = threading.Event()
@@ -46,7 +49,12 @@ class PipelineStatus:
         # counters of stopped workers are gone: keep the last figures they reported
         scored = max(scored, self.values.get("scored", 0))
         consumed = max(consumed, self.values.get("consumed", 0))
+        live = self._live_stats()
+        if live.get("model_id") and live["model_id"] not in self._served[-1:]:
+            self._served.append(str(live["model_id"]))  # the models that served, in order
         self.values = {
+            "live model": live.get("model_id", "-"),
+            "failed": live.get("failed", 0),
             "offered": tap.get("offered", 0),
             "sampled": tap.get("enqueued", 0),
             "delivered": tap.get("delivered", 0),
@@ -68,6 +76,10 @@ class PipelineStatus:
         lag = v.get("lag")
         cells += [f"{v.get('files', 0):,}", f"{lag:,}" if isinstance(lag, int) else "-"]
         table.add_row(*cells)
+        table.caption = (
+            f"live model {' → '.join(self._served) or '-'} · failed requests {v.get('failed', 0):,}"
+        )
+        table.caption_justify = "left"
         return table
 
     def _loop(self) -> None:

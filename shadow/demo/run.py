@@ -1,4 +1,8 @@
-"""Demo run - live traffic through the tap, two workers, labels, comparison, gate, promotion."""
+"""Demo run - live traffic through the tap, two workers, labels, comparison, gate, promotion.
+
+The live service scores through ``producers.live.LiveModel``; after the gate, the chosen
+candidate is promoted under traffic (shadow.demo.switch) and the live model switches to it.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from shadow.demo.models import DemoModels
+from shadow.demo.models import NAME, DemoModels
 from shadow.demo.progress import PipelineStatus, group_lag
 from shadow.demo.stack import DemoStack
+from shadow.demo.switch import LIVE_POLL_SECONDS, Switch, compare_after, promote_under_traffic
 from shadow.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -48,6 +53,18 @@ class DemoResult:
     promoted: str | None = None
     models: DemoModels | None = None
     traffic: dict[str, Any] = field(default_factory=dict)
+    switch: Switch | None = None
+    after: str = ""
+    """The comparison of the window after the switch, in one line."""
+
+
+@dataclass
+class Traffic:
+    """The live service, its tap and the live table, for both traffic phases."""
+
+    service: Any
+    tap: Any
+    status: PipelineStatus
 
 
 def run_demo(base: Settings, options: DemoOptions, console: Console) -> DemoResult:
@@ -65,9 +82,9 @@ def run_demo(base: Settings, options: DemoOptions, console: Console) -> DemoResu
         settings = load_settings(options.config, **overrides)
         result = DemoResult(run_dir, settings.store.uri, settings.registry.url)
         _prepare(settings, options, console, result)
-        started_ms = time.time_ns() // 1_000_000
-        service = _traffic(settings, options, stack, overrides, console, result)
-        _analyse(settings, service, started_ms, console, result)
+        _run_traffic(settings, options, stack, overrides, console, result)
+        if result.switch is not None:
+            result.after = compare_after(settings, result.switch, run_dir, console)
         return result
     finally:
         stack.close()
@@ -92,6 +109,7 @@ def _overrides(
             "reload_seconds": 5,
             "store_features": True,
         },
+        "live": {"poll_seconds": LIVE_POLL_SECONDS},
     }
 
 
@@ -127,54 +145,113 @@ def _prepare(
         console.print(f"candidate [bold]{model_id}[/] ({kind}) in shadow")
 
 
-def _traffic(
+def _run_traffic(
     settings: Settings,
     options: DemoOptions,
     stack: DemoStack,
     overrides: dict[str, dict[str, Any]],
     console: Console,
     result: DemoResult,
-) -> Any:
-    """Workers up, synthetic live traffic through the tap, then drain until all is committed."""
+) -> None:
+    """Workers up; live traffic; drain; compare and gate; the promotion under traffic; drain;
+    workers down. The live model and the tap serve both traffic phases."""
+    from producers.live import LiveModel
+
+    stack.start_workers(options.workers, _worker_env(overrides), options.config)
+    with console.status(f"starting {options.workers} workers"):
+        stack.wait_workers_ready()
+    live = LiveModel(NAME, settings)
+    traffic = _open_traffic(settings, options, stack, live)
+    try:
+        traffic.status.start()
+        started_ms = time.time_ns() // 1_000_000
+        with Live(traffic.status, console=console, refresh_per_second=2):
+            traffic.status.phase = f"live traffic at {options.tps:g} tps for {options.seconds:g}s"
+            run = traffic.service.run(options.tps, options.seconds)
+            traffic.status.phase = "draining: waiting for every sampled transaction to be committed"
+            _drain(traffic.status, settings.worker.flush_seconds * 4 + 30)
+            traffic.status.phase = "drained: every sampled transaction is committed"
+        console.print()  # the live table's last frame ends without a newline
+        result.traffic = run.summary()
+        _analyse(settings, traffic.service, started_ms, console, result)
+        if result.promoted is not None:
+            _switch(settings, options, stack, console, result, traffic, live)
+        _finish(traffic, stack, console, settings)
+        result.traffic = {**result.traffic, **traffic.status.values}
+    finally:
+        traffic.status.stop()
+        traffic.tap.close(1)  # a no-op after the drain; on Ctrl-C, before the broker goes away
+        live.close()
+
+
+def _open_traffic(settings: Settings, options: DemoOptions, stack: DemoStack, live: Any) -> Traffic:
     from producers.synthetic import SyntheticLiveService
     from producers.tap import open_tap
     from shadow.clients import base_config
     from shadow.objectstore import open_store
 
-    assert result.models is not None
-    stack.start_workers(options.workers, _worker_env(overrides), options.config)
-    with console.status(f"starting {options.workers} workers"):
-        stack.wait_workers_ready()
     tap = open_tap(settings)
     kafka = settings.kafka
     lag = lambda: group_lag(base_config(kafka), kafka.topic, settings.worker.group_id)  # noqa: E731
-    status = PipelineStatus(tap.stats, stack.ports, open_store(settings.store), lag)
+    status = PipelineStatus(tap.stats, stack.ports, open_store(settings.store), lag, live.stats)
     service = SyntheticLiveService(
         settings,
-        Path(result.models.live_path),
-        result.models.live,
+        None,
         seed=options.seed + 1,  # fresh traffic: the models were trained on options.seed
-        threshold=result.models.threshold,
         tap=tap,
         fraud_rate=options.fraud_rate,
+        model=live,
     )
+    return Traffic(service, tap, status)
+
+
+def _switch(
+    settings: Settings,
+    options: DemoOptions,
+    stack: DemoStack,
+    console: Console,
+    result: DemoResult,
+    traffic: Traffic,
+    live: Any,
+) -> None:
+    """The gate's choice promoted to production while the live service serves."""
+    from shadow.registry import ModelRegistry
+
+    assert result.promoted is not None
+    registry = ModelRegistry.from_settings(settings)
     try:
-        with Live(status, console=console, refresh_per_second=2):
-            status.start()
-            status.phase = f"live traffic at {options.tps:g} tps for {options.seconds:g}s"
-            run = service.run(options.tps, options.seconds)
-            status.phase = "draining: waiting for every sampled transaction to be committed"
-            tap.close(30)
-            _drain(status, settings.worker.flush_seconds * 4 + 30)
-            status.phase = "stopping workers (flush, commit, leave the group)"
-            stack.stop_workers()
-            status.refresh()
-            status.phase = "done"
+        shadow_set = {card.model_id for card in registry.shadow_set()}
     finally:
-        status.stop()
-        tap.close(1)  # a no-op after the drain; on Ctrl-C, before the broker goes away
-    result.traffic = {**run.summary(), **status.values}
-    return service
+        registry.close()
+    with console.status("waiting for the workers to unload the models the gate judged"):
+        stack.wait_models(shadow_set)
+    with Live(traffic.status, console=console, refresh_per_second=2):
+        result.switch = promote_under_traffic(
+            settings,
+            traffic.service,
+            live,
+            traffic.status,
+            result.promoted,
+            result.paths["evidence"],
+            options.tps,
+        )
+        traffic.status.phase = result.switch.line()
+        traffic.status.refresh()
+    console.print()
+    if result.switch.error is not None:
+        result.promoted = None  # the verdict table shows what happened
+
+
+def _finish(traffic: Traffic, stack: DemoStack, console: Console, settings: Settings) -> None:
+    """Every sampled transaction committed, then the workers leave the group."""
+    with Live(traffic.status, console=console, refresh_per_second=2):
+        traffic.status.phase = "draining: waiting for every sampled transaction to be committed"
+        traffic.tap.close(30)
+        _drain(traffic.status, settings.worker.flush_seconds * 4 + 30)
+        traffic.status.phase = "stopping workers (flush, commit, leave the group)"
+        stack.stop_workers()
+        traffic.status.refresh()
+        traffic.status.phase = "done"
 
 
 def _drain(status: PipelineStatus, timeout: float) -> None:

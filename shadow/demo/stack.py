@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -71,6 +72,15 @@ class DemoStack:
         if pending:
             raise ServiceError("workers", f"not healthy after {timeout:.0f}s", self._tail(0))
 
+    def wait_models(self, wanted: set[str], timeout: float = 60.0) -> None:
+        """Until every worker has loaded exactly `wanted` (after a reload of the shadow set)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(_loaded(port) == wanted for port in self.ports):
+                return
+            time.sleep(0.3)
+        logger.warning("the workers did not load exactly %s within %.0fs", sorted(wanted), timeout)
+
     def stop_workers(self, grace: float = 30.0) -> None:
         """SIGTERM: each worker flushes, commits and leaves the group; SIGKILL after `grace`."""
         for proc in self.workers:
@@ -87,6 +97,14 @@ class DemoStack:
     def _tail(self, i: int) -> str:
         lines = (self.run_dir / f"worker-{i + 1}.log").read_text(errors="replace").splitlines()
         return " / ".join(lines[-3:])
+
+
+def _loaded(port: int) -> set[str] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=1) as response:
+            return {str(model["model_id"]) for model in json.loads(response.read())}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _healthy(port: int) -> bool:

@@ -1,4 +1,4 @@
-"""Demo verdict - gate every candidate, record the transitions, promote the best that passed."""
+"""Demo verdict - gate every candidate, record the transitions, pick and promote the best one."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ COLUMNS = {
 def decide(
     settings: Settings, evidence: dict[str, Any], evidence_path: Path
 ) -> tuple[list, str | None]:
-    """shadow -> passed|failed for each candidate; the best passing one -> production."""
+    """shadow -> passed|failed for each candidate (verdict.json beside the evidence); the best
+    passing one, to be promoted (None when none passed)."""
     from analysis.evidence import candidate_metrics
     from analysis.promote import promote_model
 
@@ -32,9 +33,14 @@ def decide(
     passed = [v.candidate for v in verdicts if v.passed]
     if not passed:
         return verdicts, None
-    best = max(passed, key=lambda m: _merit(candidate_metrics(evidence, m)))
-    promote_model(settings, best, evidence_path, None, to_production=True, actor=ACTOR)
-    return verdicts, best
+    return verdicts, max(passed, key=lambda m: _merit(candidate_metrics(evidence, m)))
+
+
+def promote(settings: Settings, model_id: str, evidence_path: Path) -> None:
+    """passed -> production, bound to the same gate verdict (retires the live model)."""
+    from analysis.promote import promote_model
+
+    promote_model(settings, model_id, evidence_path, None, to_production=True, actor=ACTOR)
 
 
 def _merit(metrics: dict[str, float | None]) -> tuple[float, float]:

@@ -179,3 +179,12 @@ def settings_for(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settings
         return load_settings(**merged)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the session (tests/postgres.py: $SHADOW_TEST_POSTGRES or our own)."""
+    from tests.postgres import running_postgres
+
+    with running_postgres() as url:
+        yield url

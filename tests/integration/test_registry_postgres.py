@@ -1,22 +1,16 @@
-"""The registry suite of tests/unit/test_registry.py, against a real PostgreSQL server."""
+"""The registry suites of tests/unit (registry, governance, live model) on a real PostgreSQL."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from tests.postgres import running_postgres
-from tests.unit.test_registry import *  # noqa: F403 - the same suite, on another database
+from tests.unit.test_governance import *  # noqa: F403 - the same suites, on another database
+from tests.unit.test_live_model import *  # noqa: F403
+from tests.unit.test_registry import *  # noqa: F403
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    with running_postgres() as url:
-        yield url
 
 
 @pytest.fixture
@@ -37,7 +31,7 @@ def test_shared_deployment_postgres_and_s3(postgres_url, s3_store, tmp_path):
     name = f"s3-{uuid.uuid4().hex[:8]}"
     path = write_tiny_model(tmp_path / "model.onnx", "tensor")
     canary = {"amount": 10.0, "device_risk": 0.3, "ip_risk": 0.1}
-    card = registry.register(path, name, "1", canary=canary)
+    card = registry.register(path, name, "1", threshold=0.5, canary=canary)
     assert store.get(f"models/{name}/1/model.onnx") == path.read_bytes()
     fetched = registry.fetch(card.model_id, tmp_path / "cache")
     assert fetched.read_bytes() == path.read_bytes()

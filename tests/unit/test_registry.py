@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -22,45 +20,23 @@ from shadow.reference_models import write_tiny_model
 from shadow.registry import MOVES, STATES, ModelRegistry
 from shadow.scorer import OnnxScorer
 from shadow.synthetic import FEATURE_NAMES
-
-CANARY = {"amount": 120.0, "device_risk": 0.4, "ip_risk": 0.1, "merchant_category": "7995"}
-
-
-@pytest.fixture
-def registry_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/registry.db"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    return LocalStore(tmp_path / "store")
-
-
-@pytest.fixture
-def registry(registry_url: str, store: LocalStore) -> Iterator[ModelRegistry]:
-    made = ModelRegistry(registry_url, store)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def name() -> str:
-    """A model name unique to the test (the PostgreSQL suite shares one database)."""
-    return f"fraud-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def tiny(tmp_path: Path) -> Path:
-    return write_tiny_model(tmp_path / "m" / "model.onnx", "columns")
+from shadow.verdicts import GateEvidence
+from tests.unit.registry_fixtures import *  # noqa: F403 - registry_url, store, registry, name, tiny
+from tests.unit.registry_fixtures import CANARY
 
 
 def _register(registry: ModelRegistry, path: Path, name: str, version: str = "1") -> str:
     return registry.register(path, name, version, canary=CANARY, actor="ci").model_id
 
 
+def passing(model_id: str, evidence_id: str = "report-1") -> GateEvidence:
+    """A gate verdict that passed the model (as shadow.verdicts.read_gate_evidence gives)."""
+    return GateEvidence(model_id, True, evidence_id, "ab" * 32, "report/verdict.json")
+
+
 def _move(registry: ModelRegistry, model_id: str, *states: str) -> None:
     for state in states:
-        registry.transition(model_id, state, "ci", f"to {state}")
+        registry.transition(model_id, state, "ci", f"to {state}", passing(model_id))
 
 
 def _path_to(state: str) -> list[str]:
@@ -111,7 +87,7 @@ def test_every_move_is_allowed_or_refused_as_the_lifecycle_says(
     _move(registry, model_id, *_path_to(start))
     before = len(registry.history(model_id))
     if target in MOVES[start]:
-        event = registry.transition(model_id, target, "ci", "because", evidence="report-1")
+        event = registry.transition(model_id, target, "ci", "because", passing(model_id))
         assert (event.from_state, event.to_state, event.evidence) == (start, target, "report-1")
         assert registry.get(model_id).state == target
         assert len(registry.history(model_id)) == before + 1
@@ -128,7 +104,7 @@ def test_every_move_is_allowed_or_refused_as_the_lifecycle_says(
 def test_history_keeps_actor_reason_evidence_in_order(registry, tiny, name):
     model_id = _register(registry, tiny, name)
     registry.transition(model_id, "shadow", "alice", "start shadow")
-    registry.transition(model_id, "passed", "ci-bot", "gate passed", evidence="gate-42")
+    registry.transition(model_id, "passed", "ci-bot", "gate passed", passing(model_id, "gate-42"))
     history = registry.history(model_id)
     assert [(e.to_state, e.actor, e.reason, e.evidence) for e in history[1:]] == [
         ("shadow", "alice", "start shadow", None),
@@ -154,15 +130,18 @@ def test_promoting_retires_the_previous_production_model(registry, tiny, name):
     second = _register(registry, tiny, name, "2")
     _move(registry, first, "shadow", "passed", "production")
     _move(registry, second, "shadow", "passed")
-    registry.transition(second, "production", "ci", "better", evidence="gate-7")
+    registry.transition(second, "production", "ci", "better", passing(second, "gate-7"))
     assert registry.production(name).model_id == second
     assert registry.get(first).state == "retired"
     last = registry.history(first)[-1]
-    assert (last.from_state, last.to_state, last.reason) == (
+    assert (last.from_state, last.to_state, last.reason, last.kind, last.evidence) == (
         "production",
         "retired",
         f"superseded by {second}",
+        "superseded",
+        "gate-7",
     )
+    assert registry.get(first).entered == last
     assert [r.model_id for r in registry.list("production") if r.card.name == name] == [second]
 
 
@@ -201,7 +180,8 @@ def _race(registry_url, store, model_ids, targets, monkeypatch):
     def run(index: int, target_id: str, target: str) -> None:
         own = ModelRegistry(registry_url, store)
         try:
-            results[index] = own.transition(target_id, target, "ci", f"race to {target}")
+            proof = passing(target_id)
+            results[index] = own.transition(target_id, target, "ci", f"race to {target}", proof)
         except RegistryError as exc:
             results[index] = exc
         finally:

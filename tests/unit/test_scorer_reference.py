@@ -109,7 +109,7 @@ def test_reference_models_register_with_their_canaries(models, tmp_path):
     registry = ModelRegistry(f"sqlite:///{tmp_path}/r.db", LocalStore(tmp_path / "store"))
     canaries = reference_canaries(models)
     for name, (path, info) in models.items():
-        card = registry.register(path, name, "1", **info)
+        card = registry.register(path, name, "1", threshold=0.5, **info)
         assert card.canary_score == pytest.approx(canaries[name][1], abs=1e-6)
         assert set(card.features) <= set(FEATURE_NAMES)
     assert len(registry.list("registered")) == len(REFERENCE_NAMES)

@@ -30,12 +30,12 @@ CANARY = {"amount": 120.0, "device_risk": 0.4, "merchant_category": "7995"}
 @pytest.fixture(scope="module")
 def evidence_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Evidence where good@1 passes the default policy and bad@1 (noise) fails it."""
-    sc = scenario(5000, seed=2, hours=2)
+    sc = scenario(8000, seed=2, hours=2)
     folder = tmp_path_factory.mktemp("evidence")
     store = LocalStore(folder / "store")
     models = [
         ModelScores("live@1", sc.live, role=ROLE_LIVE),
-        ModelScores("good@1", sc.candidate(0.5)),
+        ModelScores("good@1", sc.candidate(0.3)),
         ModelScores("bad@1", sc.random_model()),
     ]
     write_predictions(store, sc.ids, sc.event_time_ms, models, batch_txns=2500)

@@ -111,11 +111,15 @@ def open_engine(url: str) -> Engine:
 
 def _create_tables(engine: Engine) -> None:
     """Create the tables if missing; a second process creating them at the same time is fine."""
-    try:
-        metadata.create_all(engine)
-    except (IntegrityError, ProgrammingError):
-        # PostgreSQL: two workers racing on CREATE TABLE; the loser finds them made
-        metadata.create_all(engine)
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine)
+            return
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            # another process created a table between the check and the CREATE (SQLite says
+            # "already exists", PostgreSQL a duplicate): the next check finds it made
+            if attempt == 2 or ("exist" not in str(exc).lower() and "duplicate" not in str(exc)):
+                raise
 
 
 def _add_columns(engine: Engine) -> None:

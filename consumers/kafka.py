@@ -40,4 +40,5 @@ def make_dead_letters(settings: Settings) -> DeadLetters:
     ensure_topic(settings.kafka, settings.kafka.dlq, partitions=1)
     config = base_config(settings.kafka)
     config.update({"enable.idempotence": True, "acks": "all", "linger.ms": 5})
-    return DeadLetters(Producer(config), settings.kafka.dlq)
+    scrub = settings.tap.card_guard != "warn"
+    return DeadLetters(Producer(config), settings.kafka.dlq, scrub)

@@ -26,11 +26,10 @@ import time
 import weakref
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
-from shadow.clients import base_config
+from shadow.clients import base_config, new_client
 from shadow.envelope import HEADERS, SCHEMA_VERSION, Envelope, FeatureValue, LiveScore, encode
-from shadow.errors import ConfigError
 from shadow.logs import Throttled
 from shadow.redaction import Redactor
 from shadow.sampling import Sampler
@@ -105,7 +104,8 @@ class InlineTap:
         self._undelivered = Throttled(logger, logging.WARNING, LOG_EVERY_S)
         self._fatal = threading.Event()
         self._stop = threading.Event()
-        self._producer = _new_producer(self._config)
+        shared = settings.kafka.client_config
+        self._producer = new_client(Producer, self._config, "tap.producer_config", shared)
         self._produce = self._producer.produce
         self._full_until = 0.0
         self._poller = threading.Thread(target=self._serve, name="shadow-tap-poll", daemon=True)
@@ -250,7 +250,7 @@ class InlineTap:
         if self._stop.is_set():
             return
         old = self._producer
-        self._producer = _new_producer(self._config)
+        self._producer = Producer(self._config)  # the same config was accepted at start
         self._produce = self._producer.produce
         self._fatal.clear()
         old.purge()
@@ -277,13 +277,6 @@ def _close_at_exit(ref: weakref.ref[InlineTap]) -> None:
     tap = ref()
     if tap is not None:
         tap.close(EXIT_TIMEOUT_S)
-
-
-def _new_producer(config: dict[str, Any]) -> Producer:
-    try:
-        return Producer(config)
-    except KafkaException as exc:  # an unknown or invalid librdkafka property
-        raise ConfigError("tap.producer_config", exc.args[0].str()) from None
 
 
 def describe_error(exc: Exception) -> str:

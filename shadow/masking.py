@@ -21,7 +21,7 @@ CLIENT_CONFIGS = frozenset({"client_config", "producer_config", "consumer_config
 
 # [scheme://]user:password@ - the password runs to the last '@' of the item (an unescaped '@'
 # in a password is masked whole rather than half shown); a list item ends at ',' or a space
-_USERINFO = re.compile(r"((?:[A-Za-z][A-Za-z0-9+.\-]*://)?[^\s,:/@]*):[^\s,]*@")
+_USERINFO = re.compile(r"((?:[A-Za-z][A-Za-z0-9+.\-]*://)?[^\s,:/@]*):(?!//)[^\s,]*@")
 
 
 def mask_url(text: str) -> str:

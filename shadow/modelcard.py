@@ -166,7 +166,7 @@ def _tensor_features(model: onnx.ModelProto) -> dict[str, str]:
 def _feature_order(raw: str) -> list[str]:
     """The names in metadata 'features': a JSON list of strings, or `a,b,c`."""
     where = f"metadata '{FEATURES_METADATA}'"
-    if not raw.startswith("["):
+    if not raw.startswith(("[", "{")):
         names: object = [n.strip() for n in raw.split(",")]
     else:
         try:

@@ -54,6 +54,7 @@ class Redactor:
         "_guard",
         "_hmac",
         "_key",
+        "_null",
         "_sensitive",
         "_warned",
         "caught",
@@ -66,12 +67,14 @@ class Redactor:
         hmac_key: bytes | None,
         card_guard: CardGuard = "drop",
         exempt: Iterable[str] = (),
+        keep_columns: bool = False,
     ) -> None:
         self._hmac = frozenset(name.casefold() for name in hmac_fields)
         self._drop = frozenset(name.casefold() for name in drop_fields) - self._hmac
         self._exempt = frozenset(name.casefold() for name in exempt)
         self._sensitive = self._drop | self._hmac
         self._guard = card_guard
+        self._null = keep_columns  # a dropped field becomes null: its table column stays
         self._key = _checked_key(hmac_key, sorted(self._hmac), card_guard)
         self._clean: frozenset[str] = frozenset()
         self._exempt_seen: frozenset[str] = frozenset()
@@ -89,10 +92,11 @@ class Redactor:
     def downstream(cls, tap: TapSettings) -> Redactor:
         """For records that already passed a tap (the worker's stored features): drop_fields
         and the card guard, but hmac_fields are left as they are (a token must not be hashed
-        again; a raw PAN under such a name is still caught by the guard, as a token never is)."""
+        again; a raw PAN under such a name is still caught by the guard, as a token never is).
+        A dropped field becomes null, so a batch's table keeps its columns."""
         key = tap.hmac_key.get_secret_value().encode() if tap.hmac_key else None
         drop = set(tap.drop_fields) - set(tap.hmac_fields)
-        return cls(drop, (), key, tap.card_guard, tap.card_guard_exempt)
+        return cls(drop, (), key, tap.card_guard, tap.card_guard_exempt, keep_columns=True)
 
     @property
     def sensitive(self) -> frozenset[str]:
@@ -137,6 +141,8 @@ class Redactor:
             kept = self._field(name, value)
             if kept is not _DROPPED:
                 out[name] = kept
+            elif self._null:
+                out[name] = None
             if name not in self._clean:
                 learned.append(name)
         self._learn(learned)

@@ -47,6 +47,7 @@ class Redactor:
     """Removes and pseudonymises card data in feature dicts; returns clean records untouched."""
 
     __slots__ = (
+        "_by_name",
         "_clean",
         "_drop",
         "_exempt",
@@ -77,6 +78,7 @@ class Redactor:
         self._null = keep_columns  # a dropped field becomes null: its table column stays
         self._key = _checked_key(hmac_key, sorted(self._hmac), card_guard)
         self._clean: frozenset[str] = frozenset()
+        self._by_name: dict[str, bool] = {}  # seen sensitive names: True = hashed, else dropped
         self._exempt_seen: frozenset[str] = frozenset()
         self._warned = Throttled(logger, logging.WARNING)
         self.caught = itertools.count()
@@ -109,9 +111,30 @@ class Redactor:
         The caller's dict is never modified: a redacted record is a new dict. ValueError for a
         value that is not a string, number, boolean or null, or a name that is not a string.
         """
-        if self._clean.issuperset(features) and not self._suspect(features):
-            return features
-        return self.scrub(features)
+        if self._clean.issuperset(features):
+            return self.scrub(features) if self._suspect(features) else features
+        named = features.keys() - self._clean
+        if not named <= self._by_name.keys():
+            return self.scrub(features)  # a name never seen: the full look, and learn it
+        return self._by_names(features, named)
+
+    def _by_names(self, features: dict[str, Any], named: set[str]) -> dict[str, Any]:
+        """A record whose only unusual names are known drop or HMAC fields (a `pan` in every
+        record): those handled by name, the rest through the fast pass."""
+        out = {name: value for name, value in features.items() if name not in named}
+        for name in named:
+            value = features[name]
+            if value is not None and not isinstance(value, _SCALAR):
+                return self.scrub(features)  # refused there, with the reason
+        if self._suspect(out):
+            return self.scrub(features)
+        for name in named:
+            value = features[name]
+            if self._by_name[name]:
+                out[name] = None if value is None else self.token(value)
+            elif self._null:
+                out[name] = None
+        return out
 
     def _suspect(self, features: dict[str, Any]) -> bool:
         """Whether a record needs the full look: a nested or unusual value, or one that may
@@ -184,8 +207,13 @@ class Redactor:
     def _learn(self, names: list[str]) -> None:
         """Remember harmless names, so their records can take the fast path."""
         fresh = [n for n in names if isinstance(n, str) and not text_holds_card(n)]
-        fresh = [n for n in fresh if n.casefold() not in self._sensitive]
-        if not fresh or len(self._clean) >= MAX_KNOWN_NAMES:
+        if len(self._clean) + len(self._by_name) >= MAX_KNOWN_NAMES:
+            return
+        named = {n: n.casefold() in self._hmac for n in fresh if n.casefold() in self._sensitive}
+        if named:
+            self._by_name = {**self._by_name, **named}
+        fresh = [n for n in fresh if n not in named]
+        if not fresh:
             return
         exempt = [n for n in fresh if n.casefold() in self._exempt]
         if exempt:  # before _clean: a name is never clean without being known as exempt

@@ -190,3 +190,14 @@ def test_downstream_never_hashes_a_token_again_but_catches_a_raw_pan() -> None:
 
 def read(redactor: Redactor) -> int:
     return int(repr(redactor.caught)[6:-1])
+
+
+def test_a_known_sensitive_name_in_every_record_is_handled_by_name() -> None:
+    redactor = Redactor.from_settings(TapSettings(hmac_fields=("pan",), hmac_key=KEY))
+    token = hmac.new(KEY.encode(), PAN.encode(), hashlib.sha256).hexdigest()
+    for note in ("hello", "card 5555 5555 5555 4444", "bye"):  # learned after the first
+        out = redactor.redact({"PAN": PAN, "cvv": CVV, "amount": 1.0, "note": note})
+        expected = {"PAN": token, "amount": 1.0}
+        assert out == (expected if "5555" in note else {**expected, "note": note})
+    with pytest.raises(ValueError, match="feature 'PAN' is a list"):
+        redactor.redact({"PAN": [PAN], "amount": 1.0})

@@ -164,3 +164,13 @@ def test_a_tensor_model_with_a_bad_feature_order_is_one_line(tmp_path: Path, ord
     done = shadow("models", "register", str(path), "--name", "f", "--version", "1", env=env)
     # a model registration refuses is exit 1, as every other refused model (README: Governance)
     assert_one_line(done, "metadata 'features'", code=1)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://u:pw-do-not-print@h/db", "mysql+nosuch://u:pw-do-not-print@h/db"]
+)
+def test_a_registry_url_without_a_driver_is_one_line(tmp_path: Path, url: str) -> None:
+    env = {"SHADOW__REGISTRY__URL": url, "SHADOW__STORE__URI": str(tmp_path)}
+    done = shadow("models", "list", env=env)
+    assert_one_line(done, "setting registry.url:")
+    assert "pw-do-not-print" not in done.stderr

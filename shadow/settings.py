@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextvars
-import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -17,10 +15,8 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
@@ -28,6 +24,7 @@ from pydantic_settings import (
 )
 
 from shadow.errors import ConfigError
+from shadow.settings_checks import ENV_PREFIX, check_environment, check_yaml, config_error
 from shadow.settings_types import (
     TOPIC_MAX,
     BootstrapServers,
@@ -40,7 +37,6 @@ from shadow.settings_types import (
     TopicName,
 )
 
-ENV_PREFIX = "SHADOW__"
 CONFIG_ENV = "SHADOW_CONFIG"
 _yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("yaml", default=None)
 
@@ -309,88 +305,17 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
     if path is None and os.environ.get(CONFIG_ENV):
         path = Path(os.environ[CONFIG_ENV])
     if path is not None:
-        _check_yaml(path)
-    _check_env_json(os.environ)
+        check_yaml(path)
+    check_environment(os.environ, Settings.model_fields)
     token = _yaml_path.set(path)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise _config_error(exc) from None
+        raise config_error(exc) from None
     except SettingsError as exc:  # a source could not read a value: one line all the same
         raise ConfigError("settings", str(exc)) from None
     finally:
         _yaml_path.reset(token)
-
-
-def _check_env_json(environ: Mapping[str, str]) -> None:
-    """A SHADOW__SECTION__FIELD variable of a map or list setting must hold JSON: name the
-    variable that does not (pydantic-settings would only name the section)."""
-    for variable, text in environ.items():
-        parts = variable.upper().removeprefix(ENV_PREFIX).split("__")
-        if not variable.upper().startswith(ENV_PREFIX) or len(parts) != 2:
-            continue
-        section = Settings.model_fields.get(parts[0].lower())
-        model = section.annotation if section else None
-        field = getattr(model, "model_fields", {}).get(parts[1].lower())
-        if field is None or not _json_field(field):
-            continue
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{parts[0].lower()}.{parts[1].lower()}",
-                f"{variable} is not valid JSON ({exc.msg} at column {exc.colno}); write a JSON "
-                f"{'object' if get_origin(field.annotation) is dict else 'list'}, e.g. "
-                f"{_json_example(field)}",
-            ) from None
-
-
-def _json_field(field: FieldInfo) -> bool:
-    """pydantic-settings decodes these from JSON (a NoDecode list takes `a,b` as well)."""
-    origin = get_origin(field.annotation)
-    return origin in (dict, list, tuple) and not any(m is NoDecode for m in field.metadata)
-
-
-def _json_example(field: FieldInfo) -> str:
-    if get_origin(field.annotation) is dict:
-        return """'{"session.timeout.ms": 45000}'"""
-    return """'[{"metric": "error_rate", "op": ">", "threshold": 0.05}]'"""
-
-
-def _check_yaml(path: Path) -> None:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the config file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(str(path), f"not valid YAML{where}") from None
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError(str(path), "the config file must be a mapping of sections")
-
-
-def _config_error(exc: ValidationError) -> ConfigError:
-    first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"]]
-    # a variable names a section's field; what lies below it (a client_config key, a rule)
-    # is inside that variable's JSON, never a variable of its own
-    key = ".".join(loc[:2]) or "settings"
-    env = ENV_PREFIX + "__".join(part.upper() for part in loc[:2])
-    inner = f"{'.'.join(loc[2:])!r}: " if len(loc) > 2 else ""
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        problem = f"{inner}unknown key (check its spelling in the config file or {env})"
-    elif len(loc) < 2:
-        problem = message
-    else:
-        problem = f"{inner}{message} (from the config file or {env})"
-    more = len(exc.errors()) - 1
-    if more:
-        problem += f"; and {more} more problem(s)"
-    return ConfigError(key, problem)
 
 
 def masked_dict(settings: Settings) -> dict[str, Any]:

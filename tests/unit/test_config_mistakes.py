@@ -47,6 +47,7 @@ MISTAKES = [
     ("SHADOW__KAFKA__CLIENT_CONFIG", "ssl.key.password=x", "kafka.client_config"),
     ("SHADOW__TAP__PRODUCER_CONFIG", "[1, 2", "tap.producer_config"),
     ("SHADOW__MONITOR__RULES", "[{", "monitor.rules"),
+    ("SHADOW__KAFKA", '{"topic": ', "setting kafka:"),
     ("SHADOW__TAP__HMAC_FIELDS", '["pan"', "tap.hmac_fields"),
     ("SHADOW__KAFKA__TOPIC", "", "kafka.topic"),
     ("SHADOW__KAFKA__TOPIC", "..", "kafka.topic"),

@@ -4,8 +4,8 @@ What counts as a card number, for the tap, the worker and the dead-letter topic 
 
 - a *digit run* is a maximal sequence of digit groups joined by single spaces or single dashes
   (``4111111111111111``, ``4111 1111 1111 1111``, ``3782-822463-10005``);
-- it holds a card number when one group, or several consecutive groups, together have 13 to 19
-  digits that pass the Luhn check (so a PAN followed by an expiry group, ``4111 1111 1111 1111
+- it holds a card number when one group, or up to eight consecutive groups, together have 13 to
+  19 digits that pass the Luhn check (so a PAN followed by an expiry group, ``4111 1111 1111 1111
   12``, is still found);
 - in a feature's text, a run glued to a letter or a digit on either side is part of a word or an
   identifier (a hex token, a UUID) and is not looked at;
@@ -21,24 +21,34 @@ listed); it cannot stop a service that disguises one on purpose (``4111x1111...`
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterator
 
 MIN_DIGITS = 13
 MAX_DIGITS = 19
+MAX_GROUPS = 8
+"""A card number is written in at most this many groups (4-4-4-4, 4-6-5, 2-digit groups...)."""
 CARD_MASK = b"[card number]"
 """What replaces a run holding a card number in a dead letter's bytes."""
 
 _SMALLEST = 10 ** (MIN_DIGITS - 1)
 # quick test: at least MIN_DIGITS digits, single separators allowed (most text fails at once)
 _MAYBE = re.compile(rf"[0-9](?:[ -]?[0-9]){{{MIN_DIGITS - 1}}}")
-_TEXT_RUN = re.compile(r"(?<![^\W_])(?<![0-9][ -])[0-9]+(?:[ -][0-9]+)*(?![ -][0-9])(?![^\W_])")
+# a maximal run (possessive: no backtracking), at least MIN_DIGITS digits long (the lookahead)
+_LONG_ENOUGH = rf"(?=(?:[0-9][ -]?){{{MIN_DIGITS}}})"
+_TEXT_RUN = re.compile(
+    rf"(?<![^\W_])(?<![0-9][ -]){_LONG_ENOUGH}[0-9]++(?:[ -][0-9]++)*+(?![^\W_])"
+)
 _BYTES_RUN = re.compile(
     rb'(?<![0-9])(?<![0-9][ -])(?<!"event_time":)(?<!"event_time": )'
-    rb"[0-9]+(?:[ -][0-9]+)*(?![ -]?[0-9])"
+    + _LONG_ENOUGH.encode()
+    + rb"[0-9]++(?:[ -][0-9]++)*+"
 )
-_SEPARATORS = re.compile(r"[ -]")
+_BYTES_SEPARATORS = re.compile(rb"[ -]")
+LONG_RUN = 512
+"""Runs longer than this (bytes) are checked with numpy."""
 
 
 def luhn_valid(digits: str) -> bool:
@@ -52,26 +62,88 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _groups_hold_card(groups: list[str]) -> bool:
-    """Whether consecutive groups of one run have 13-19 digits that pass the Luhn check."""
-    for first in range(len(groups)):
-        digits = ""
-        for group in groups[first:]:
-            digits += group
-            if len(digits) > MAX_DIGITS:
+_PLAIN = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DOUBLED = bytes.maketrans(b"0123456789", bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
+
+
+def _run_holds_card(run: bytes) -> bool:
+    """Whether 1 to MAX_GROUPS consecutive groups of one run (ASCII digits and single
+    separators) have 13-19 digits that pass the Luhn check. Linear in the run's length: a
+    hostile run of millions of short groups is looked at by numpy, not a Python loop."""
+    if len(run) <= MAX_DIGITS and run.isdigit():  # the usual case: one group
+        return len(run) >= MIN_DIGITS and luhn_valid(run.decode())
+    if len(run) > LONG_RUN:
+        return _long_run_holds_card(run)
+    groups = _BYTES_SEPARATORS.split(run)
+    ends = list(itertools.accumulate(map(len, groups), initial=0))
+    count = len(groups)
+    sums = _luhn_prefixes(b"".join(groups))
+    for first in range(count):
+        for last in range(first + 1, min(first + MAX_GROUPS, count) + 1):
+            size = ends[last] - ends[first]
+            if size > MAX_DIGITS:
                 break
-            if len(digits) >= MIN_DIGITS and luhn_valid(digits):
+            if size >= MIN_DIGITS and _window_sum(sums, ends[first], ends[last]) % 10 == 0:
                 return True
     return False
+
+
+def _long_run_holds_card(run: bytes) -> bool:
+    """_run_holds_card with numpy: every window length at once."""
+    import numpy as np
+
+    raw = np.frombuffer(run, dtype=np.uint8)
+    digit = (raw >= ord("0")) & (raw <= ord("9"))
+    values = raw[digit].astype(np.int64) - ord("0")
+    separators = np.flatnonzero(~digit)
+    ends = np.concatenate(([0], separators - np.arange(len(separators)), [len(values)]))
+    doubled = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9])[values]
+    even = np.arange(len(values)) % 2 == 0
+    prefix = [np.concatenate(([0], np.cumsum(np.where(even == (p == 0), v, 0))))
+              for v in (values, doubled) for p in (0, 1)]  # fmt: skip
+    plain_even, plain_odd, doubled_even, doubled_odd = prefix
+    count = len(ends) - 1
+    for width in range(1, min(MAX_GROUPS, count) + 1):
+        starts, stops = ends[: count - width + 1], ends[width:]
+        size = stops - starts
+        fits = (size >= MIN_DIGITS) & (size <= MAX_DIGITS)
+        if not fits.any():
+            continue
+        total = np.where(
+            stops % 2 == 0,
+            doubled_even[stops] - doubled_even[starts] + plain_odd[stops] - plain_odd[starts],
+            doubled_odd[stops] - doubled_odd[starts] + plain_even[stops] - plain_even[starts],
+        )
+        if (fits & (total % 10 == 0)).any():
+            return True
+    return False
+
+
+def _luhn_prefixes(digits: bytes) -> tuple[list[int], ...]:
+    """Prefix sums of the plain and the doubled digit values, at even and at odd positions."""
+    plain, doubled = digits.translate(_PLAIN), digits.translate(_DOUBLED)
+    out = []
+    for values in (plain, doubled):
+        for parity in (0, 1):
+            masked = bytearray(len(values))
+            masked[parity::2] = values[parity::2]
+            out.append(list(itertools.accumulate(masked, initial=0)))
+    return tuple(out)
+
+
+def _window_sum(sums: tuple[list[int], ...], start: int, end: int) -> int:
+    """The Luhn sum of digits[start:end]: the last digit plain, every second one before it
+    doubled, i.e. doubled where the position has the parity of `end`."""
+    plain_even, plain_odd, doubled_even, doubled_odd = sums
+    doubled, plain = (doubled_even, plain_odd) if end % 2 == 0 else (doubled_odd, plain_even)
+    return doubled[end] - doubled[start] + plain[end] - plain[start]
 
 
 def text_holds_card(text: str) -> bool:
     """True when a digit run of the text holds a card number (see the module's rules)."""
     if len(text) < MIN_DIGITS or _MAYBE.search(text) is None:
         return False
-    return any(
-        _groups_hold_card(_SEPARATORS.split(run.group())) for run in _TEXT_RUN.finditer(text)
-    )
+    return any(_run_holds_card(run.group().encode()) for run in _TEXT_RUN.finditer(text))
 
 
 def number_holds_card(value: int | float) -> bool:
@@ -115,6 +187,5 @@ def _runs_with_cards(data: bytes) -> Iterator[tuple[int, int]]:
     for run in _BYTES_RUN.finditer(data):
         if run.end() - run.start() < MIN_DIGITS:
             continue
-        groups = re.split(rb"[ -]", run.group())
-        if _groups_hold_card([group.decode() for group in groups]):
+        if _run_holds_card(run.group()):
             yield run.span()

@@ -113,7 +113,7 @@ def test_masking_bytes_leaves_event_time_and_short_numbers() -> None:
     assert mask_card_numbers(clean) == (clean, 0)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300), st.sampled_from(PUBLISHED), st.binary(max_size=300))
 def test_masking_finds_a_card_number_between_any_bytes(
     before: bytes, pan: str, after: bytes
@@ -122,3 +122,42 @@ def test_masking_finds_a_card_number_between_any_bytes(
     masked, count = mask_card_numbers(raw)
     assert count >= 1
     assert pan.encode() not in masked
+
+
+def _windows_hold_card(groups: list[str]) -> bool:
+    """The rule, written plainly: 1 to 8 consecutive groups with 13-19 digits, Luhn-valid."""
+    for first in range(len(groups)):
+        for last in range(first + 1, min(first + 8, len(groups)) + 1):
+            digits = "".join(groups[first:last])
+            if 13 <= len(digits) <= 19 and luhn_valid(digits):
+                return True
+    return False
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.text("0123456789", min_size=1, max_size=7), min_size=1, max_size=16),
+    st.sampled_from([" ", "-"]),
+)
+def test_both_ways_of_reading_a_run_follow_the_rule(groups: list[str], separator: str) -> None:
+    from shadow.card_numbers import _long_run_holds_card, _run_holds_card
+
+    run = separator.join(groups).encode()
+    assert _run_holds_card(run) == _long_run_holds_card(run) == _windows_hold_card(groups)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "1 " * 50_000,  # one run of 50,000 one-digit groups (took over a minute before)
+        "11 " * 30_000,
+        "1-" * 50_000 + "x",
+        "9" * 100_000,
+        "4111111111111111a " * 5_000,
+    ],
+)
+def test_hostile_runs_are_read_whole_and_a_card_after_them_is_found(hostile: str) -> None:
+    assert not text_holds_card(hostile)
+    assert text_holds_card(hostile + " 4111 1111 1111 1111")
+    masked, count = mask_card_numbers((hostile + " 4111 1111 1111 1111").encode())
+    assert count >= 1 and not masked.endswith(b"1111")

@@ -8,8 +8,10 @@ the CPU time they need between groups; out-of-sample and broker-down offers run 
 
 The required keys measure the configured tap (``ShadowTap``, or ``InlineTap`` when
 ``tap.inline`` is set); ``inline_*`` keys measure ``InlineTap`` (everything in the caller's
-thread) in the same run, against the same broker, so the two can be compared directly. What a
-tap costs a whole request, threads and GIL included, is ``bench.tap_in_service``'s question.
+thread) in the same run, against the same broker, so the two can be compared directly;
+``redact_*`` keys time the redaction alone (drop and HMAC fields, the card guard) per record.
+What a tap costs a whole request, threads and GIL included, is ``bench.tap_in_service``'s
+question.
 
     python -m bench.tap_overhead --json
 """
@@ -28,6 +30,7 @@ from producers.tap import open_tap
 from shadow.clients import ensure_topic
 from shadow.dev.process import free_port
 from shadow.envelope import LiveScore
+from shadow.redaction import Redactor
 from shadow.sampling import Sampler
 from shadow.settings import Settings, load_settings
 from shadow.synthetic import TransactionGenerator, feature_dicts
@@ -71,6 +74,20 @@ def _timed(
             if pause > 0:
                 time.sleep(pause)
     return times, raised
+
+
+def _redact_times(settings: Settings, feats: list[dict], rounds: int = 20) -> list[int]:
+    """Per-record nanoseconds of the tap's redaction (drop/HMAC fields, the card guard) alone:
+    what ShadowTap's sender spends on it per record, and InlineTap's offer() in the caller."""
+    redact = Redactor.from_settings(settings.tap).redact
+    clock = time.perf_counter_ns
+    times: list[int] = []
+    for _ in range(rounds):
+        for features in feats:
+            t0 = clock()
+            redact(features)
+            times.append(clock() - t0)
+    return times
 
 
 def _us(times: list[int], q: float) -> float:
@@ -120,6 +137,7 @@ def run(offers: int, rate: float) -> dict[str, float | int]:
         ensure_topic(live.kafka, topic, 3)
         main = _scenarios(open_tap, live, down, ids, feats, rate)
         inline = _scenarios(InlineTap, live, down, ids, feats, rate)
+    redacted = _redact_times(settings, feats)
     return {
         "offer_in_p50_us": _us(main["in"], 0.5),
         "offer_in_p99_us": _us(main["in"], 0.99),
@@ -141,6 +159,8 @@ def run(offers: int, rate: float) -> dict[str, float | int]:
         "inline_in_delivered": inline["in_stats"]["delivered"],
         "inline_in_dropped": inline["in_stats"]["dropped"],
         "rate_per_s": rate,
+        "redact_p50_us": _us(redacted, 0.5),
+        "redact_p99_us": _us(redacted, 0.99),
     }
 
 

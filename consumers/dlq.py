@@ -8,7 +8,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from shadow.envelope import DLQ_DETAIL, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TOPIC
+from shadow.card_numbers import mask_card_numbers
+from shadow.envelope import (
+    DLQ_DETAIL,
+    DLQ_OFFSET,
+    DLQ_PARTITION,
+    DLQ_REASON,
+    DLQ_SCRUBBED,
+    DLQ_TOPIC,
+)
 from shadow.errors import DeadLetterError, EnvelopeError
 
 logger = logging.getLogger(__name__)
@@ -30,9 +38,11 @@ class DeadLetter:
 class DeadLetters:
     """Produces refused records; tracks, per source partition, those not yet acknowledged."""
 
-    def __init__(self, producer: Any, topic: str) -> None:
+    def __init__(self, producer: Any, topic: str, scrub: bool = True) -> None:
         self.producer = producer
         self.topic = topic
+        self.scrub = scrub
+        """Mask card numbers in the values (tap.card_guard is not warn)."""
         self._pending: dict[int, int] = defaultdict(int)
         self._failed: dict[int, list[DeadLetter]] = defaultdict(list)
 
@@ -45,8 +55,21 @@ class DeadLetters:
             (DLQ_PARTITION, str(partition).encode()),
             (DLQ_OFFSET, str(offset).encode()),
         ]
-        letter = DeadLetter(partition, offset, message.key(), message.value(), headers)
-        logger.warning("%s[%d]@%d refused: %s", source_topic, partition, offset, error.reason)
+        value, masked = message.value(), 0
+        if self.scrub and value:
+            # before anything else touches the bytes: a cut through a PAN would hide it
+            value, masked = mask_card_numbers(value)
+        if masked:
+            headers.append((DLQ_SCRUBBED, str(masked).encode()))
+        letter = DeadLetter(partition, offset, message.key(), value, headers)
+        logger.warning(
+            "%s[%d]@%d refused: %s%s",
+            source_topic,
+            partition,
+            offset,
+            error.reason,
+            f" ({masked} card number(s) masked in the dead letter)" if masked else "",
+        )
         self._produce(letter)
 
     def settle(self, partition: int, timeout: float = 10.0) -> None:

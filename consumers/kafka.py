@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from consumers.dlq import DeadLetters
-from shadow.clients import base_config, ensure_topic
+from shadow.clients import base_config, ensure_topic, new_client
 from shadow.settings import Settings
 
 
@@ -30,7 +30,9 @@ def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
 def make_consumer(settings: Settings, worker_id: str) -> Any:
     from confluent_kafka import Consumer
 
-    return Consumer(consumer_config(settings, worker_id))
+    config = consumer_config(settings, worker_id)
+    shared = settings.kafka.client_config
+    return new_client(Consumer, config, "worker.consumer_config", shared)
 
 
 def make_dead_letters(settings: Settings) -> DeadLetters:
@@ -40,4 +42,5 @@ def make_dead_letters(settings: Settings) -> DeadLetters:
     ensure_topic(settings.kafka, settings.kafka.dlq, partitions=1)
     config = base_config(settings.kafka)
     config.update({"enable.idempotence": True, "acks": "all", "linger.ms": 5})
-    return DeadLetters(Producer(config), settings.kafka.dlq)
+    scrub = settings.tap.card_guard != "warn"
+    return DeadLetters(new_client(Producer, config), settings.kafka.dlq, scrub)

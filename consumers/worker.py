@@ -24,6 +24,7 @@ from consumers.metrics import WorkerMetrics
 from consumers.offsets import PartitionControl
 from shadow.errors import ShadowError
 from shadow.prediction_store import PredictionStore, chunk_keys, features_table, prediction_table
+from shadow.redaction import Redactor
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -69,6 +70,8 @@ class ShadowWorker:
             store or open_store(settings.store), self.topic, self.conf.store_features
         )
         self.publish = publish
+        # records from any producer may carry card data the tap would have caught
+        self.guard = Redactor.downstream(settings.tap) if self.conf.store_features else None
         self.buffers = PartitionBuffers()
         self.flusher = Flusher(self._write)
         self.assigned: set[int] = set()
@@ -192,7 +195,7 @@ class ShadowWorker:
         )
         mine = [r.sliced(chunk.start, chunk.stop) for r in results]
         table = prediction_table(keys, chunk.envelopes, mine)
-        features = features_table(keys, chunk.envelopes) if self.conf.store_features else None
+        features = features_table(keys, chunk.envelopes, self.guard.redact) if self.guard else None
         buffer.add_rows(table, features, chunk.envelopes[0].event_time)
         if self.publish is not None:
             self.publish(chunk.partition, table)

@@ -26,11 +26,11 @@ import time
 import weakref
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
-from shadow.clients import base_config
+from shadow.clients import base_config, new_client
 from shadow.envelope import HEADERS, SCHEMA_VERSION, Envelope, FeatureValue, LiveScore, encode
-from shadow.errors import ConfigError
+from shadow.logs import Throttled
 from shadow.redaction import Redactor
 from shadow.sampling import Sampler
 from shadow.settings import Settings
@@ -45,25 +45,6 @@ EXIT_TIMEOUT_S = 5.0
 """At interpreter exit, a tap nobody closed gets this long to deliver what it accepted."""
 LOG_EVERY_S = 10.0
 """At most one log line per kind of trouble in this many seconds."""
-
-
-class _Throttled:
-    """A log line at most every LOG_EVERY_S seconds, with how many were held back."""
-
-    def __init__(self, level: int) -> None:
-        self._level = level
-        self._next = 0.0
-        self._held = 0
-        self._lock = threading.Lock()
-
-    def log(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now < self._next:
-                self._held += 1
-                return
-            held, self._held, self._next = self._held, 0, now + LOG_EVERY_S
-        logger.log(self._level, message + " (%d similar held back)", *args, held)
 
 
 def read_count(counter: itertools.count) -> int:
@@ -119,11 +100,12 @@ class InlineTap:
         self._dropped = itertools.count()
         self._rejected = itertools.count()
         self._failed = itertools.count()
-        self._trouble = _Throttled(logging.WARNING)
-        self._undelivered = _Throttled(logging.WARNING)
+        self._trouble = Throttled(logger, logging.WARNING, LOG_EVERY_S)
+        self._undelivered = Throttled(logger, logging.WARNING, LOG_EVERY_S)
         self._fatal = threading.Event()
         self._stop = threading.Event()
-        self._producer = _new_producer(self._config)
+        shared = settings.kafka.client_config
+        self._producer = new_client(Producer, self._config, "tap.producer_config", shared)
         self._produce = self._producer.produce
         self._full_until = 0.0
         self._poller = threading.Thread(target=self._serve, name="shadow-tap-poll", daemon=True)
@@ -132,10 +114,11 @@ class InlineTap:
         self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._at_exit)
         logger.info(
-            "tap to %s: sample rate %.4f, %d sensitive field name(s) redacted",
+            "tap to %s: sample rate %.4f, %d sensitive field name(s) redacted, card guard %s",
             self.topic,
             self.sampler.rate,
             len(self.redactor.sensitive),
+            settings.tap.card_guard,
         )
 
     def offer(
@@ -148,7 +131,8 @@ class InlineTap:
         """Mirror this transaction if it is in the sample; True when it was enqueued.
 
         Never raises and never blocks: a full local queue drops the record (``dropped``),
-        anything unexpected (wrong types, non-finite live score, oversized) counts as rejected.
+        anything unexpected (wrong types, a nested feature value, non-finite live score,
+        oversized) counts as rejected.
         """
         try:
             if not self.sampler(txn_id):
@@ -213,7 +197,8 @@ class InlineTap:
         return False
 
     def stats(self) -> dict[str, int]:
-        """Counters since start; offered == sampled_out + enqueued + dropped + rejected."""
+        """Counters since start; offered == sampled_out + enqueued + dropped + rejected.
+        card_numbers counts the feature values the card guard found a card number in."""
         counts = {name: read_count(getattr(self, f"_{name}")) for name in COUNTERS}
         # read in flight before failed: a record failing in between is then subtracted twice
         # (delivered reads low for a moment) rather than counted as delivered
@@ -227,6 +212,7 @@ class InlineTap:
             "failed": failed,
             "delivered": delivered,
             "in_flight": in_flight,
+            "card_numbers": read_count(self.redactor.caught),
         }
 
     def close(self, timeout: float = 10.0) -> int:
@@ -264,7 +250,7 @@ class InlineTap:
         if self._stop.is_set():
             return
         old = self._producer
-        self._producer = _new_producer(self._config)
+        self._producer = Producer(self._config)  # the same config was accepted at start
         self._produce = self._producer.produce
         self._fatal.clear()
         old.purge()
@@ -291,13 +277,6 @@ def _close_at_exit(ref: weakref.ref[InlineTap]) -> None:
     tap = ref()
     if tap is not None:
         tap.close(EXIT_TIMEOUT_S)
-
-
-def _new_producer(config: dict[str, Any]) -> Producer:
-    try:
-        return Producer(config)
-    except KafkaException as exc:  # an unknown or invalid librdkafka property
-        raise ConfigError("tap.producer_config", exc.args[0].str()) from None
 
 
 def describe_error(exc: Exception) -> str:

@@ -2,19 +2,20 @@
 
 ``offer()`` is all the live service's request thread runs: the sampling hash, a shallow copy of
 the features (the caller may reuse its dict as soon as offer() returns) and an append to a
-bounded hand-off queue, about a microsecond. A sender thread redacts, encodes and calls
-``produce()``; it gives the GIL back every ``SEND_BATCH`` records, so a request thread never
-waits long behind it. The work is the same as doing it in the request (``InlineTap``, chosen
-with ``tap.inline: true``); it leaves the request path.
+bounded hand-off queue, about a microsecond. A sender thread redacts (drop and HMAC fields, the
+card guard: ``shadow.redaction``), encodes and calls ``produce()``; it gives the GIL back every
+``SEND_BATCH`` records, so a request thread never waits long behind it. The work is the same as
+doing it in the request (``InlineTap``, chosen with ``tap.inline: true``); it leaves the
+request path.
 
 Never blocks, never raises: a sampled offer the hand-off queue cannot take (``tap.handoff_queue``
 records waiting) is dropped and counted. When the broker is away the producer's queue fills, the
 sender waits for room (it is not the service's thread), the hand-off queue fills behind it and
 offers drop from then on, at the cost of a length check. A record handed over counts as
 ``enqueued`` at once, so ``offered == sampled_out + enqueued + dropped + rejected`` holds at any
-moment; the sender later moves a record it cannot encode (a feature of an unsupported type, an
-oversized envelope) from ``enqueued`` to ``rejected``, and ``close()`` counts what it could not
-send in time as ``failed``.
+moment; the sender later moves a record it cannot encode (a feature of an unsupported type, a
+nested value, an oversized envelope) from ``enqueued`` to ``rejected``, and ``close()`` counts
+what it could not send in time as ``failed``.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class ShadowTap(InlineTap):
 
     def stats(self) -> dict[str, int]:
         """Counters since start; offered == sampled_out + enqueued + dropped + rejected, and
-        enqueued == delivered + failed + in_flight (in the hand-off or the producer queue)."""
+        enqueued == delivered + failed + in_flight (in the hand-off or the producer queue).
+        card_numbers counts the feature values the card guard found a card number in."""
         # read what moves a record out of a state before what moves it in: a record moving
         # meanwhile is then briefly missing from a later state, never counted twice
         sampled_out, dropped = read_count(self._sampled_out), read_count(self._dropped)
@@ -110,6 +112,7 @@ class ShadowTap(InlineTap):
             "failed": failed,
             "delivered": delivered,
             "in_flight": max(0, enqueued - delivered - failed),
+            "card_numbers": read_count(self.redactor.caught),
         }
 
     def close(self, timeout: float = 10.0) -> int:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from shadow.errors import ConfigError, ServiceError
 from shadow.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
+
+Client = TypeVar("Client")
 
 
 def bootstrap_servers(kafka: KafkaSettings) -> str:
@@ -44,6 +47,36 @@ def base_config(kafka: KafkaSettings) -> dict[str, Any]:
     return config
 
 
+def new_client(
+    factory: Callable[[dict[str, Any]], Client],
+    config: dict[str, Any],
+    setting: str = "kafka.client_config",
+    shared: Mapping[str, Any] | None = None,
+) -> Client:
+    """factory(config) (a confluent_kafka Producer, Consumer or AdminClient); a property
+    librdkafka refuses is a ConfigError naming `setting` (that client's overrides), or
+    kafka.client_config when the property came from `shared` (that setting's value), with any
+    secret value masked in the message."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return factory(config)
+    except KafkaException as exc:
+        text = exc.args[0].str()
+        if any(f'"{name}"' in text for name in shared or {}):
+            setting = "kafka.client_config"
+        raise ConfigError(setting, f"librdkafka refused it: {_masked(text, config)}") from None
+
+
+def _masked(text: str, config: Mapping[str, Any]) -> str:
+    from shadow.masking import MASK, secret_property
+
+    for name, value in config.items():
+        if secret_property(name) and isinstance(value, str) and value:
+            text = text.replace(value, MASK)
+    return text
+
+
 def ensure_topic(
     kafka: KafkaSettings, topic: str, partitions: int = 6, timeout: float = 30.0
 ) -> None:
@@ -51,7 +84,7 @@ def ensure_topic(
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(base_config(kafka))
+    admin = new_client(AdminClient, base_config(kafka))
     futures = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout)
     try:
         futures[topic].result(timeout)

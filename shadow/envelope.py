@@ -51,6 +51,8 @@ DLQ_DETAIL = "shadow-dlq-detail"
 DLQ_TOPIC = "shadow-source-topic"
 DLQ_PARTITION = "shadow-source-partition"
 DLQ_OFFSET = "shadow-source-offset"
+DLQ_SCRUBBED = "shadow-dlq-scrubbed"
+"""Present when card numbers were masked in the dead letter's value: how many."""
 
 # Every reason decode() can give, for the DLQ and for metrics labels.
 REASONS = (

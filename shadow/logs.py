@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
 
 from shadow.settings import LogSettings
 
@@ -34,3 +36,28 @@ def configure_logging(settings: LogSettings) -> None:
     root.setLevel(logging.WARNING)
     for name in ("shadow", "producers", "consumers", "analysis"):
         logging.getLogger(name).setLevel(settings.level.upper())
+
+
+class Throttled:
+    """A log line at most every `every_s` seconds, with how many similar ones were held back.
+
+    For trouble that can repeat once per record (a rejected offer, a card number in traffic):
+    the first line is written at once, later ones within the interval are only counted.
+    """
+
+    def __init__(self, logger: logging.Logger, level: int, every_s: float = 10.0) -> None:
+        self._logger = logger
+        self._level = level
+        self._every_s = every_s
+        self._next = 0.0
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def log(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._held += 1
+                return
+            held, self._held, self._next = self._held, 0, now + self._every_s
+        self._logger.log(self._level, message + " (%d similar held back)", *args, held)

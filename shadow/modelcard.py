@@ -162,13 +162,30 @@ def _tensor_features(model: onnx.ModelProto) -> dict[str, str]:
         raise ValueError(
             f"one 2-D input ({item.name}) but no feature order in metadata '{FEATURES_METADATA}'"
         )
-    names = json.loads(raw) if raw.startswith("[") else [n.strip() for n in raw.split(",")]
+    names = _feature_order(raw)
     width = _width(item)
     if width is not None and width != len(names):
         raise ValueError(f"input {item.name} has {width} columns but metadata names {len(names)}")
     if len(set(names)) != len(names):
         raise ValueError("the metadata feature order names a feature twice")
     return dict.fromkeys(names, element)
+
+
+def _feature_order(raw: str) -> list[str]:
+    """The names in metadata 'features': a JSON list of strings, or `a,b,c`."""
+    where = f"metadata '{FEATURES_METADATA}'"
+    if not raw.startswith(("[", "{")):
+        names: object = [n.strip() for n in raw.split(",")]
+    else:
+        try:
+            names = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} is not a valid JSON list ({exc.msg})") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(
+            f'{where} must list feature names (["amount", "device_risk"] or amount,device_risk)'
+        )
+    return names
 
 
 def _score_output(model: onnx.ModelProto) -> str:

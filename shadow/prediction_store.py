@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from shadow.objectstore import ObjectStore
 
 logger = logging.getLogger(__name__)
+Redact = Callable[[dict[str, Any]], dict[str, Any]]
+"""What features_table passes each record's features through."""
 
 
 @dataclass(frozen=True)
@@ -171,9 +173,13 @@ def _constant(value: str, n: int, kind: pa.DictionaryType) -> pa.DictionaryArray
     return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
 
 
-def features_table(keys: ChunkKeys, envelopes: Sequence[Envelope]) -> pa.Table:
-    """The features dataset rows of a chunk: txn_id, event_time, then the raw features."""
-    features = pa.Table.from_pylist([e.features for e in envelopes])
+def features_table(
+    keys: ChunkKeys, envelopes: Sequence[Envelope], redact: Redact | None = None
+) -> pa.Table:
+    """The features dataset rows of a chunk: txn_id, event_time, then the raw features, each
+    record through `redact` first (the worker's card guard: shadow.redaction)."""
+    rows = [e.features for e in envelopes]
+    features = pa.Table.from_pylist([redact(row) for row in rows] if redact else rows)
     key_columns = pa.Table.from_arrays(
         [keys.txn_id, keys.event_time], schema=pa.schema(FEATURE_KEY_COLUMNS)
     )

@@ -35,7 +35,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import (
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from shadow.errors import ConcurrentTransition, ConfigError, RegistryError
 from shadow.modelcard import ModelCard
@@ -101,7 +107,14 @@ def open_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except (NoSuchModuleError, ImportError):  # an unknown dialect, or its driver not installed
+        raise ConfigError(
+            "registry.url",
+            f"no database driver for {parsed.drivername!r}: use sqlite:///PATH or "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DB (pip install 'shadow-scoring[postgres]')",
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     _create_tables(engine)

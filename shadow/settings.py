@@ -6,17 +6,37 @@ import contextvars
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
 from shadow.errors import ConfigError
+from shadow.settings_checks import ENV_PREFIX, check_environment, check_yaml, config_error
+from shadow.settings_types import (
+    TOPIC_MAX,
+    BootstrapServers,
+    ClientConfig,
+    Compression,
+    EndpointUrl,
+    LogLevel,
+    NameList,
+    SecurityProtocol,
+    TopicName,
+)
 
-ENV_PREFIX = "SHADOW__"
 CONFIG_ENV = "SHADOW_CONFIG"
 _yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("yaml", default=None)
 
@@ -26,13 +46,13 @@ class _Section(BaseModel):
 
 
 class KafkaSettings(_Section):
-    bootstrap_servers: str | None = None
+    bootstrap_servers: BootstrapServers = None
     """Broker list host:port,...; unset means the local broker of `shadow dev kafka start`."""
-    topic: str = "shadow.transactions"
+    topic: TopicName = "shadow.transactions"
     """Topic the tap writes sampled transactions to and the workers read."""
-    dlq_topic: str | None = None
+    dlq_topic: TopicName | None = Field(default=None, validate_default=True)
     """Dead-letter topic for records that fail validation; unset means `<topic>.dlq`."""
-    security_protocol: str = "PLAINTEXT"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
     """librdkafka security.protocol (PLAINTEXT, SSL, SASL_SSL, SASL_PLAINTEXT)."""
     sasl_mechanism: str | None = None
     """librdkafka sasl.mechanism, e.g. SCRAM-SHA-512, when SASL is used."""
@@ -40,8 +60,9 @@ class KafkaSettings(_Section):
     """SASL user name."""
     sasl_password: SecretStr | None = None
     """SASL password."""
-    client_config: dict[str, str] = Field(default_factory=dict)
-    """Extra librdkafka properties for every client (producer, consumer, admin)."""
+    client_config: ClientConfig = Field(default_factory=dict)
+    """Extra librdkafka properties for every client (producer, consumer, admin); numbers and
+    booleans are passed as librdkafka's strings."""
     dev_version: str = "4.4.0"
     """Apache Kafka release the local dev broker runs (Maven org.apache.kafka:kafka_2.13)."""
     dev_home: Path = Path("~/.cache/shadow").expanduser()
@@ -51,19 +72,40 @@ class KafkaSettings(_Section):
     def dlq(self) -> str:
         return self.dlq_topic or f"{self.topic}.dlq"
 
+    @field_validator("dlq_topic")
+    @classmethod
+    def _derived_dlq_fits(cls, value: str | None, info: ValidationInfo) -> str | None:
+        topic = info.data.get("topic")
+        if value is None and topic and len(topic) + 4 > TOPIC_MAX:
+            raise ValueError(
+                f"unset, so it would be kafka.topic + '.dlq', {len(topic) + 4} characters (at "
+                f"most {TOPIC_MAX}): shorten kafka.topic or set kafka.dlq_topic"
+            )
+        return value
+
 
 class TapSettings(_Section):
     sample_rate: float = Field(default=1 / 3, ge=0.0, le=1.0)
     """Share of transactions mirrored, chosen by a keyed hash of txn_id (repeatable)."""
     salt: str = "shadow"
     """Salt of the sampling hash; every service that samples must use the same one."""
-    drop_fields: tuple[str, ...] = ("pan", "cvv", "cvv2", "cvc", "track1", "track2", "pin")
-    """Feature names removed before anything leaves the process (the PAN too, by default)."""
-    hmac_fields: tuple[str, ...] = ()
+    drop_fields: NameList = ("pan", "cvv", "cvv2", "cvc", "track1", "track2", "pin")
+    """Feature names removed before anything leaves the process (the PAN too, by default); any
+    case matches (PAN, Pan, pan). A list, or `pan,cvv` in the environment variable."""
+    hmac_fields: NameList = ()
     """Feature names replaced by HMAC-SHA256(hmac_key, value) hex, e.g. ["pan"] to keep a
-    joinable token instead of dropping it; hashing wins over drop_fields."""
+    joinable token instead of dropping it; hashing wins over drop_fields; any case matches."""
     hmac_key: SecretStr | None = None
-    """Key for hmac_fields; required (startup error) when hmac_fields is not empty."""
+    """Key for hmac_fields and card_guard: hash; required (startup error) when either needs it."""
+    card_guard: Literal["drop", "hash", "warn"] = "drop"
+    """What happens to a feature, under any name, whose value holds a card number (a Luhn-valid
+    run of 13-19 digits, spaces or dashes allowed between groups; or such an integer): drop it,
+    hash it (HMAC token, needs hmac_key) or warn (only counted in stats()["card_numbers"] and
+    logged, by name, never the value). The worker applies it to the features it stores and,
+    unless warn, masks such runs in dead letters."""
+    card_guard_exempt: NameList = ()
+    """Feature names the card guard leaves alone, any case: e.g. an epoch-ms time feature (13
+    digits, Luhn-valid one time in ten)."""
     queue_max_messages: int = Field(default=100_000, gt=0)
     """librdkafka queue.buffering.max.messages. When full, ShadowTap's sender waits (offers are
     dropped once tap.handoff_queue is full too); InlineTap drops at once. Nothing blocks offer()."""
@@ -73,12 +115,12 @@ class TapSettings(_Section):
     """librdkafka message.timeout.ms: a message the broker has not taken by then is failed."""
     linger_ms: float = Field(default=20, ge=0)
     """librdkafka linger.ms: batching delay on the producer."""
-    compression: str = "lz4"
+    compression: Compression = "lz4"
     """librdkafka compression.type."""
     max_envelope_bytes: int = Field(default=64_000, gt=0)
     """Largest encoded envelope the tap sends and the worker accepts."""
-    producer_config: dict[str, str] = Field(default_factory=dict)
-    """librdkafka overrides for the tap's producer."""
+    producer_config: ClientConfig = Field(default_factory=dict)
+    """librdkafka overrides for the tap's producer (numbers and booleans as in client_config)."""
     inline: bool = False
     """offer() redacts, encodes and calls produce() in the caller's thread (~5 us a sampled
     offer) instead of handing the record to the tap's sender thread (~1 us); the same total
@@ -104,7 +146,7 @@ class WorkerSettings(_Section):
     """How long one consume() waits for messages."""
     store_features: bool = False
     """Also write the features dataset beside the predictions (for slice analysis)."""
-    predictions_topic: str | None = None
+    predictions_topic: TopicName | None = None
     """Also publish a compact per-transaction prediction record here (for the monitor)."""
     max_model_failures: int = Field(default=5, gt=0)
     """Unload a model after this many failed batches in a row."""
@@ -118,14 +160,15 @@ class WorkerSettings(_Section):
     liveness_seconds: float = Field(default=60.0, gt=0)
     """/livez answers 503 when the consume loop has not turned for this long (a wedged
     process, for Kubernetes to restart)."""
-    consumer_config: dict[str, str] = Field(default_factory=dict)
-    """librdkafka overrides for the worker's consumer."""
+    consumer_config: ClientConfig = Field(default_factory=dict)
+    """librdkafka overrides for the worker's consumer (numbers and booleans as in
+    client_config), e.g. {"session.timeout.ms": 45000}."""
 
 
 class StoreSettings(_Section):
     uri: str = "./shadow-data"
     """Where datasets live: a local folder or s3://bucket/prefix."""
-    endpoint_url: str | None = None
+    endpoint_url: EndpointUrl = None
     """S3 API endpoint for S3-compatible servers (MinIO, moto); unset means AWS."""
     region: str = "us-east-1"
     """S3 region."""
@@ -151,8 +194,8 @@ class LiveSettings(_Section):
 
 
 class AnalysisSettings(_Section):
-    segment_features: tuple[str, ...] = ("merchant_category",)
-    """Feature columns to slice the comparison by."""
+    segment_features: NameList = ("merchant_category",)
+    """Feature columns to slice the comparison by (a list, or `a,b` in the environment)."""
     min_segment_rows: int = Field(default=500, gt=0)
     """Slices with fewer paired transactions are left out."""
     bootstrap_samples: int = Field(default=200, ge=0)
@@ -161,13 +204,13 @@ class AnalysisSettings(_Section):
     """Seed for bootstrap resampling."""
     bootstrap_rows: int = Field(default=50_000, gt=0)
     """Rows in the m-out-of-n bootstrap subsample (CI widths rescaled to the whole window)."""
-    live_threshold: float | None = None
+    live_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     """Live decision threshold; unset means the production card's, else 0.5."""
 
 
 class LogSettings(_Section):
-    level: str = "INFO"
-    """Log level of shadow's own loggers."""
+    level: LogLevel = "INFO"
+    """Log level of shadow's own loggers: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."""
     json_lines: bool = False
     """Write logs as JSON lines instead of text."""
 
@@ -274,45 +317,22 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
     if path is None and os.environ.get(CONFIG_ENV):
         path = Path(os.environ[CONFIG_ENV])
     if path is not None:
-        _check_yaml(path)
+        check_yaml(path)
+    check_environment(os.environ, Settings.model_fields)
     token = _yaml_path.set(path)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise _config_error(exc) from None
+        raise config_error(exc) from None
+    except SettingsError as exc:  # a source could not read a value: one line all the same
+        raise ConfigError("settings", str(exc)) from None
     finally:
         _yaml_path.reset(token)
 
 
-def _check_yaml(path: Path) -> None:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the config file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(str(path), f"not valid YAML{where}") from None
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError(str(path), "the config file must be a mapping of sections")
-
-
-def _config_error(exc: ValidationError) -> ConfigError:
-    first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "settings"
-    env = ENV_PREFIX + "__".join(str(part).upper() for part in first["loc"])
-    if first["type"] == "extra_forbidden":
-        problem = f"unknown key (check its spelling in the config file or {env})"
-    else:
-        problem = f"{first['msg']} (from the config file or {env})"
-    more = len(exc.errors()) - 1
-    if more:
-        problem += f"; and {more} more problem(s)"
-    return ConfigError(key, problem)
-
-
 def masked_dict(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data with every secret masked, for `shadow config show`."""
-    return settings.model_dump(mode="json")
+    """The settings as plain data with every secret masked, for `shadow config show`: SecretStr
+    fields, URL passwords and client-config secrets (shadow.masking)."""
+    from shadow.masking import masked
+
+    return masked(settings.model_dump(mode="json"))

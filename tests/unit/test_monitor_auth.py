@@ -57,7 +57,6 @@ def test_ssl_without_verification_when_librdkafka_was_told_so() -> None:
 @pytest.mark.parametrize(
     ("values", "key"),
     [
-        ({"security_protocol": "KERBEROS"}, "kafka.security_protocol"),
         ({"security_protocol": "SASL_SSL", "sasl_mechanism": "GSSAPI"}, "kafka.sasl_mechanism"),
         ({"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u"}, "kafka.sasl_username"),
     ],

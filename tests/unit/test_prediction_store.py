@@ -118,3 +118,24 @@ def test_the_footer_lists_every_model_and_role_of_the_object() -> None:
     ]
     features = parquet_bytes(features_table(keys, envelopes))
     assert MODELS_KEY not in (pq.read_metadata(io.BytesIO(features)).metadata or {})
+
+
+def test_stored_features_pass_the_card_guard() -> None:
+    from shadow.redaction import Redactor
+    from shadow.settings import TapSettings
+
+    live = LiveScore("fraud@7", 0.25, "pass", 3.5)
+    feats = [
+        {"amount": 1.0, "note": "card 4111 1111 1111 1111", "PAN": "5555555555554444"},
+        {"amount": 2.0, "note": "ok", "PAN": None, "card_number": 378282246310005},
+    ]
+    envelopes = [make_envelope(f"t{i}", f, live, EVENT_MS + i) for i, f in enumerate(feats)]
+    keys = chunk_keys(envelopes, np.arange(2, dtype=np.int64), 0, "w-1", 1)
+    guard = Redactor.downstream(TapSettings())
+    data = parquet_bytes(features_table(keys, envelopes, guard.redact))
+    rows = pq.read_table(io.BytesIO(data)).to_pylist()
+    assert [r["amount"] for r in rows] == [1.0, 2.0]
+    assert rows[1]["note"] == "ok"  # the column stays when the first row's value is dropped
+    for secret in (b"4111", b"5555555555554444", b"378282246310005"):
+        assert secret not in data
+    assert rows[0]["note"] is None and rows[0]["PAN"] is None

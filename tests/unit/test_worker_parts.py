@@ -283,3 +283,26 @@ def test_one_feature_frame_per_batch_is_shared_by_every_model() -> None:
     assert scorers["b@1"].frames[0] is frame and len(frame) == 4 and len(probe) == 1
     # a scorer without score_columns still gets the envelopes
     assert scorers["old@1"].calls == 1 and len(results["old@1"].scores) == 4
+
+
+def test_dead_letters_mask_card_numbers_and_say_so() -> None:
+    from shadow.envelope import DLQ_SCRUBBED
+
+    producer = FakeProducer()
+    letters = DeadLetters(producer, "t.dlq")
+    value = b'{"event_time":1767225600009,"features":{"note":"4111 1111 1111 1111","n":{}}}'
+    letters.send("t", FakeMessage(1, 5, value, b"k"), EnvelopeError("wrong_type", "nested"))
+    sent = producer.sent[0]
+    assert b"4111" not in sent["value"]
+    assert b"1767225600009" in sent["value"]  # the envelope's time is not a card number
+    assert sent["headers"][DLQ_SCRUBBED] == b"1"
+    letters.send("t", FakeMessage(1, 6, b"{", b"k"), EnvelopeError("not_json", "bad"))
+    assert producer.sent[1]["value"] == b"{" and DLQ_SCRUBBED not in producer.sent[1]["headers"]
+
+
+def test_dead_letters_keep_the_original_when_the_card_guard_only_warns() -> None:
+    producer = FakeProducer()
+    letters = DeadLetters(producer, "t.dlq", scrub=False)
+    value = b'{"note":"4111111111111111"}'
+    letters.send("t", FakeMessage(1, 5, value, b"k"), EnvelopeError("missing_field", "x"))
+    assert producer.sent[0]["value"] == value

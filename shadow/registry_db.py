@@ -11,6 +11,7 @@ added when they are opened (shadow.registry_events reads their old rows).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,15 +125,18 @@ def open_engine(url: str) -> Engine:
 
 def _create_tables(engine: Engine) -> None:
     """Create the tables if missing; a second process creating them at the same time is fine."""
-    for attempt in range(3):
+    for attempt in range(5):
         try:
             metadata.create_all(engine)
             return
         except (IntegrityError, ProgrammingError, OperationalError) as exc:
             # another process created a table between the check and the CREATE (SQLite says
-            # "already exists", PostgreSQL a duplicate): the next check finds it made
-            if attempt == 2 or ("exist" not in str(exc).lower() and "duplicate" not in str(exc)):
+            # "already exists", PostgreSQL a duplicate), or SQLite refused the lock upgrade
+            # of two racing schema writers at once ("locked"): the next try finds it made
+            message = str(exc).lower()
+            if attempt == 4 or not any(w in message for w in ("exist", "duplicate", "locked")):
                 raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _add_columns(engine: Engine) -> None:

@@ -142,14 +142,14 @@ def replay_cmd(
     settings = with_sample_rate(settings_from(config), sample_rate)
     # the hand-off tap whatever tap.inline says: replay waits for room in its queue (a
     # slower replay, nothing dropped); tap.inline is about a live service's request path
-    with HeldBack() as held:
+    # the tap first: a setting it refuses is named before any broker is waited for
+    with HeldBack() as held, ShadowTap(settings) as tap, _progress() as bar:
         wait_for_broker(settings.kafka, BROKER_WAIT_S)
-        with ShadowTap(settings) as tap, _progress() as bar:
-            task = bar.add_task(f"replay {file.name}", total=total)
-            progress = lambda done: bar.update(task, completed=done)  # noqa: E731
-            summary = replay(file, tap, columns, limit, progress)
-            tap.close(30)
-            stats = tap.stats()
+        task = bar.add_task(f"replay {file.name}", total=total)
+        progress = lambda done: bar.update(task, completed=done)  # noqa: E731
+        summary = replay(file, tap, columns, limit, progress)
+        tap.close(30)
+        stats = tap.stats()
     problems = [f"row {number}: {problem}" for number, problem in summary.problems]
     result = {"rows": summary.rows, "malformed": summary.malformed, **stats}
     result |= {"seconds": round(summary.seconds, 2), "first_problems": problems}
@@ -184,6 +184,7 @@ def synthetic_cmd(
     Exits 1 (one line saying why) when nothing was delivered or more than --max-failed was lost.
     """
     from producers.synthetic import SyntheticLiveService
+    from producers.tap import open_tap
 
     if tps <= 0 or seconds <= 0:
         raise UsageError("--tps and --seconds must be positive")
@@ -200,11 +201,17 @@ def synthetic_cmd(
         raise UsageError(f"--live-model-id {model_id!r}: expected name@version")
     total = max(1, round(tps * seconds))
     with HeldBack() as held:
-        wait_for_broker(settings.kafka, BROKER_WAIT_S)
-        service = SyntheticLiveService(settings, live_model, model_id, seed, threshold, micro_batch)
-        with _progress() as bar:
-            task = bar.add_task("live traffic", total=total)
-            run = service.run(tps, seconds, lambda done, _total: bar.update(task, completed=done))
+        tap = open_tap(settings)  # first: a setting it refuses is named before any broker wait
+        try:
+            wait_for_broker(settings.kafka, BROKER_WAIT_S)
+            args = (settings, live_model, model_id, seed, threshold, micro_batch)
+            service = SyntheticLiveService(*args, tap=tap)
+            with _progress() as bar:
+                task = bar.add_task("live traffic", total=total)
+                run = service.run(tps, seconds, lambda done, _: bar.update(task, completed=done))
+        finally:
+            tap.close(30)
+        run.tap = tap.stats()  # after close: every record delivered or failed
     summary = run.summary()
     if labels_out:
         from shadow.objectstore import open_store

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from shadow.cli.common import ConfigOption, JsonOption, settings_from
 
 if TYPE_CHECKING:
+    from analysis.judgement import Judgement
     from analysis.policy import GateVerdict
 
 PolicyOption = Annotated[
@@ -46,16 +47,30 @@ def compare(
         bool,
         typer.Option(help="Leave out objects that are not readable Parquet, and count them."),
     ] = False,
+    policy: PolicyOption = None,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            "--gate/--no-gate",
+            help="Judge the candidates with the policy and open the report with the verdicts.",
+        ),
+    ] = True,
     config: ConfigOption = None,
 ) -> None:
-    """Compare candidates with live over a window: evidence.json, summary.md, report.html."""
+    """Compare candidates with live over a window: evidence.json, verdict.json, summary.md,
+    report.html (exit 0 whatever the verdicts: `shadow gate` exits by them)."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from analysis.policy import load_policy
     from analysis.run import run_comparison
     from analysis.window import parse_window
+    from shadow.errors import UsageError
 
+    if policy is not None and not judge:
+        raise UsageError("--policy and --no-gate contradict each other: drop one")
     settings = settings_from(config)
+    rules = load_policy(policy) if judge else None  # a bad policy stops before the work
     start, end = parse_window(window)
     console = Console(stderr=True)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
@@ -70,6 +85,7 @@ def compare(
             threshold=live_threshold,
             progress=lambda step: progress.update(task, description=step),
             skip_corrupt=skip_corrupt,
+            policy=rules,
         )
     console.print(
         f"{evidence['transactions']:,} sampled transactions, "
@@ -77,8 +93,27 @@ def compare(
     )
     for skipped in evidence.get("skipped_objects", []):
         console.print(f"left out {skipped['key']}: not readable Parquet ({skipped['problem']})")
+    if "verdict" in paths:
+        _print_verdicts(console, paths["verdict"])
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
+
+
+def _print_verdicts(console: Any, path: Path) -> None:
+    """One line per candidate from verdict.json: status and the rules that block it."""
+    import json
+
+    from rich.markup import escape
+
+    document = json.loads(path.read_text(encoding="utf-8"))
+    for verdict in document["verdicts"]:
+        blocking = [
+            r["metric"] for r in verdict["rules"] if r["status"] in ("fail", "insufficient")
+        ]
+        line = f"{verdict['candidate']}: {verdict['status'].upper()}"
+        console.print(escape(line + (f" ({', '.join(blocking)})" if blocking else "")))
+    for name, reason in document.get("unjudged", {}).items():
+        console.print(escape(f"{name}: NOT JUDGED ({reason})"))
 
 
 def gate(
@@ -94,10 +129,17 @@ def gate(
     list_metrics: Annotated[
         bool, typer.Option("--list-metrics", help="Print the metric names a policy may use.")
     ] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            help="Write verdict.json and the report with the verdicts beside the evidence."
+        ),
+    ] = True,
 ) -> None:
     """Apply a policy to evidence: exit 0 pass, 1 fail, 2 unusable input."""
     from analysis.evidence import load_evidence, metric_names
     from analysis.gate import evaluate_all, exit_code
+    from analysis.judgement import Judgement
     from analysis.policy import load_policy
     from shadow.errors import UsageError
 
@@ -107,9 +149,26 @@ def gate(
     if evidence is None:
         raise UsageError("--evidence is required (the evidence.json of `shadow compare`)")
     rules = load_policy(policy)
-    verdicts = evaluate_all(rules, load_evidence(evidence), candidate or None)
+    document = load_evidence(evidence)
+    verdicts = evaluate_all(rules, document, candidate or None)
     _show(verdicts, as_json)
+    if report:
+        _publish(document, evidence, Judgement(rules, verdicts))
     raise typer.Exit(exit_code(verdicts))
+
+
+def _publish(document: dict[str, Any], evidence: Path, judgement: Judgement) -> None:
+    """verdict.json and the re-rendered report beside the evidence; a folder that refuses the
+    files costs a warning, never the gate's exit code."""
+    from analysis.run import publish
+
+    try:
+        paths = publish(document, evidence, judgement)
+    except OSError as exc:
+        typer.echo(f"warning: verdicts not written beside {evidence} ({exc})", err=True)
+        return
+    typer.echo(f"verdict: {paths['verdict']}", err=True)
+    typer.echo(f"report: {paths['report']}", err=True)
 
 
 def promote(

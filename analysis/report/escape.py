@@ -32,9 +32,7 @@ def md_words(value: str) -> str:
 def md_code(value: str, in_table: bool = False) -> str:
     """A data value as a code span (verbatim when rendered); `|` escaped inside a table, where
     GitHub splits cells before it reads code spans (and unescapes `\\|` inside them)."""
-    value = one_line(value)
-    if not value:
-        return "(empty)"
+    value = one_line(value) or " "  # an empty value: a code span holding one space
     if in_table:
         value = value.replace("|", "\\|")
     runs = [len(run) for run in _TICKS.findall(value)]

@@ -49,7 +49,9 @@ def verdict_lines(
 def outcome(promotion: Promotion | None, judgement: Judgement | None) -> list[Text]:
     """What followed the verdicts: the promotion, or that none happened."""
     if promotion is not None:
-        replaced = text(" (replacing ", Code(promotion.replaced), ")") if promotion.replaced else ()
+        replaced = ()
+        if promotion.replaced is not None:
+            replaced = text(" (replacing ", Code(promotion.replaced), ")")
         return [
             text("Promoted ", Code(promotion.model_id), " to production")
             + replaced
@@ -105,7 +107,7 @@ def rule_table(verdict: GateVerdict) -> Table:
             number(r.value, "{:.6g}"),
             readable(r.rule.threshold),
             Mark(STATUS.get(r.status, r.status.upper()), r.status),
-            Code(" ".join(r.rule.why.split()), prose=True) if r.rule.why.strip() else "",
+            Code(" ".join(r.rule.why.split()), prose=True),
         )
         for r in verdict.results
     )

@@ -53,8 +53,8 @@ def latency_section(evidence: dict[str, Any], draw: Any) -> Section:
         "The worker's batch wall time divided by the batch's rows: a throughput cost, "
         "not the latency of one request; compare it between candidates only."
     )
-    blocks.append(Table(("candidate", *LATENCY), rows, note))
-    return Section(text("Latency across models (ms)"), blocks, anchor="latency")
+    batch = Section(text("Batch cost per row (ms)"), [Table(("candidate", *LATENCY), rows, note)])
+    return Section(text("Latency across models (ms)"), blocks, [batch], anchor="latency")
 
 
 def _cells(stats: dict[str, Any]) -> tuple[str, ...]:

@@ -89,7 +89,8 @@ def inspect_report(path: Path, screenshot: Path | None = None) -> dict[str, Any]
     with chromium() as driver:
         driver.get(path.resolve().as_uri())
         found = driver.execute_script(CHECKS)
-        found["errors"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        logged = driver.get_log("browser")
+        found["errors"] = [e["message"] for e in logged if e["level"] == "SEVERE"]
         if screenshot is not None:
             driver.save_screenshot(str(screenshot.with_suffix(".first.png")))
             full = driver.execute_script("return document.documentElement.scrollHeight")

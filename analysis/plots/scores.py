@@ -7,8 +7,9 @@ from typing import Any
 
 from analysis.plots import CANDIDATE, LIVE, MATCHED, figure, label, png
 
-FLOOR = 1e-6
-"""Scores below this are drawn at it on log axes (a score of 0 has no place on a log scale)."""
+FLOOR = 1e-12
+"""The lowest a score is drawn on log axes when none is positive (0 has no place on a log
+scale: a score of 0 is drawn at the smallest positive quantile)."""
 
 
 def histogram(
@@ -35,8 +36,9 @@ def histogram(
 def qq(model: str, distribution: dict[str, Any], threshold: float, matched: float | None) -> bytes:
     """Candidate quantiles against live's at the same levels, log-log, minimum to maximum."""
     points = distribution["qq"]
-    live = [max(v, FLOOR) for v in points["live"]]
-    cand = [max(v, FLOOR) for v in points["candidate"]]
+    floor = min((v for v in points["live"] + points["candidate"] if v > 0), default=FLOOR)
+    live = [max(v, floor) for v in points["live"]]
+    cand = [max(v, floor) for v in points["candidate"]]
     fig, axes = figure(5.0, 4.0)
     ax = axes[0][0]
     ax.plot(live, cand, ".", color=CANDIDATE, markersize=4, label="quantiles (0 to 100 %)")

@@ -1,4 +1,7 @@
-"""`shadow demo` end to end: objects in the store, registry states, report and evidence, exit 0."""
+"""`shadow demo` end to end, run as `make demo` runs it (its default seed, rates and length):
+objects in the store, registry states, and the story the README tells — the promoted model and
+each candidate's blocking rules — in verdict.json, the report and the registry; the report
+opened in a real browser."""
 
 from __future__ import annotations
 
@@ -12,53 +15,80 @@ import pytest
 
 from shadow.objectstore import LocalStore
 from shadow.registry import ModelRegistry
+from tests.integration.browser_support import inspect_report
+from tests.unit.test_readme import README, demo_outcome
 
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_the_whole_pipeline(tmp_path: Path, kafka_bootstrap: str) -> None:
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> dict:
+    folder = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "SHADOW__KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap}
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from shadow.cli import main; main()",
-            "demo",
-            "--seconds",
-            "20",
-            "--tps",
-            "500",
-            "--fraud-rate",
-            "0.05",
-        ],
-        cwd=tmp_path,
+        [sys.executable, "-c", "from shadow.cli import main; main()", "demo"],
+        cwd=folder,
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "gate verdicts" in done.stdout
+    return {"run_dir": (folder / "shadow-data" / "latest").resolve(), "stdout": done.stdout}
 
-    run_dir = (tmp_path / "shadow-data" / "latest").resolve()
+
+def test_demo_runs_the_whole_pipeline(demo) -> None:
+    run_dir = demo["run_dir"]
+    assert "gate verdicts" in demo["stdout"]
     store = LocalStore(run_dir / "store")
     predictions = store.list("predictions")
     assert predictions and all(key.endswith(".parquet") for key in predictions)
     assert store.list("features") and store.list("labels")
-
     evidence = json.loads((run_dir / "report" / "evidence.json").read_text())
-    assert evidence["transactions"] > 1000
+    assert evidence["transactions"] > 10_000
     assert set(evidence["candidates"]) == {"fraud@2", "fraud@3", "fraud@4"}
-    assert (run_dir / "report" / "report.html").stat().st_size > 10_000
 
-    registry = ModelRegistry(f"sqlite:///{run_dir / 'registry.db'}", store)
+
+def test_the_demo_tells_the_readmes_story(demo) -> None:
+    run_dir = demo["run_dir"]
+    story = demo_outcome(README.read_text(encoding="utf-8"))
+    verdict = json.loads((run_dir / "report" / "verdict.json").read_text())
+    told = {}
+    for entry in verdict["verdicts"]:
+        blocking = {r["metric"] for r in entry["rules"] if r["status"] in ("fail", "insufficient")}
+        status = {"pass": "PASS", "fail": "FAIL", "insufficient": "INSUFFICIENT EVIDENCE"}
+        promoted = (verdict["promotion"] or {}).get("model_id") == entry["candidate"]
+        told[entry["candidate"]] = (status[entry["status"]], blocking, promoted)
+    assert told == story
+    promoted = next(m for m, (_, _, up) in story.items() if up)
+    assert verdict["promotion"]["evidence_id"] == verdict["evidence_id"]
+    assert f"promoted {promoted} to production" in demo["stdout"]
+
+    registry = ModelRegistry(f"sqlite:///{run_dir / 'registry.db'}", LocalStore(run_dir / "store"))
     try:
         states = {record.card.model_id: record.state for record in registry.list()}
     finally:
         registry.close()
-    assert states["fraud@4"] == "failed", "the degraded candidate must fail the gate"
-    promoted = [m for m, s in states.items() if s == "production"]
-    assert len(promoted) == 1 and promoted[0] in {"fraud@2", "fraud@3"}, states
+    want = {
+        m: "production" if up else ("passed" if v == "PASS" else "failed")
+        for m, (v, _, up) in story.items()
+    }
+    assert {m: states[m] for m in story} == want
     assert states["fraud@1"] == "retired"
-    assert f"promoted {promoted[0]} to production" in done.stdout
+
+    summary = (run_dir / "report" / "summary.md").read_text()
+    head = summary[: summary.index("## Candidate")]
+    assert f"Promoted `{promoted}` to production (replacing `fraud@1`)" in head
+    for model, (status, rules, _) in story.items():
+        line = next(line for line in head.splitlines() if f"`{model}`" in line and "**" in line)
+        assert line.startswith(f"- **{status}** `{model}`")
+        assert all(f"`{rule}`" in line for rule in rules)
+
+
+def test_the_demo_report_in_a_browser(demo, tmp_path: Path) -> None:
+    found = inspect_report(demo["run_dir"] / "report" / "report.html", tmp_path / "demo.png")
+    assert found["errors"] == [] and found["problems"] == []
+    assert found["images"] == 3 * 4 + 1
+    assert found["verdictsBottom"] <= found["viewport"]
+    assert "Promoted" in found["verdictText"]

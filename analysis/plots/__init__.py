@@ -40,6 +40,8 @@ def png(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
+    for ax in fig.axes:
+        ax.minorticks_off()  # decades suffice on log axes; their minor ticks cost half the time
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a glyph missing from the font is not an error
         fig.tight_layout()

@@ -80,19 +80,15 @@ def run_comparison(
         resolve_threshold=lambda live_models: live_threshold(settings, live_models, threshold),
         skip_corrupt=skip_corrupt,
     )
+    analysis = settings.analysis.model_dump(mode="json")
     body = comparison.run()
-    evidence = build_evidence(
-        body,
-        store=store.uri,
-        start=start,
-        end=end,
-        settings=settings.analysis.model_dump(mode="json"),
-    )
+    evidence = build_evidence(body, store=store.uri, start=start, end=end, settings=analysis)
     if out_dir is None:
         return evidence, {}
     paths = {"evidence": out_dir / "evidence.json"}
     write_evidence(evidence, paths["evidence"])
     if report:
+        (progress or (lambda step: None))("judging and writing the report")
         judgement = judge(policy, evidence) if policy is not None else None
         paths.update(publish(evidence, paths["evidence"], judgement))
     return evidence, paths

@@ -86,39 +86,12 @@ def _labelled(model: str, entry: dict[str, Any], draw: Draw) -> Section:
 
     labelled = entry["labelled"]
     counts = f"{labelled['transactions']:,} labelled, {labelled['positives']:,} frauds"
-    rows = tuple(
-        (
-            Code(name),
-            number(v.get("live")),
-            number(v.get("candidate")),
-            interval(v.get("candidate_ci_low"), v.get("candidate_ci_high")).replace("+", ""),
-            signed(v.get("delta")),
-            interval(v.get("delta_ci_low"), v.get("delta_ci_high")),
-            f"{labelled['transactions']:,}",
-            f"{labelled['positives']:,}",
-        )
-        for name, v in labelled["metrics"].items()
+    words = (
+        f"On the {labelled['transactions']:,} labelled transactions both models scored "
+        f"({labelled['positives']:,} frauds); 95 % bootstrap intervals; delta: candidate "
+        "minus live."
     )
-    header = (
-        "metric",
-        "live",
-        "candidate",
-        "candidate 95% CI",
-        "delta",
-        "delta 95% CI",
-        "labelled",
-        "frauds",
-    )
-    blocks: list[Any] = [
-        Paragraph(
-            text(
-                f"On the {labelled['transactions']:,} labelled transactions both models scored "
-                f"({labelled['positives']:,} frauds); 95 % bootstrap intervals; delta: "
-                "candidate minus live."
-            )
-        ),
-        Table(header, rows),
-    ]
+    blocks: list[Any] = [Paragraph(text(words)), _labelled_table(labelled)]
     curves = labelled.get("curves") or {}
     if curves.get("live") or curves.get("candidate"):
         rate = float(labelled.get("live_alert_rate") or 0.0)
@@ -127,11 +100,33 @@ def _labelled(model: str, entry: dict[str, Any], draw: Draw) -> Section:
             caption = text(
                 "live and ",
                 Code(model),
-                f" on the same {counts}; dots: each model at "
-                "the live threshold, dotted line: live's alert rate",
+                f" on the same {counts}; dots: each model at the live threshold, dotted line: "
+                "live's alert rate",
             )
             blocks.append(Figure(text("Decision curves"), png, caption))
     return Section(text(f"With labels ({counts})"), blocks)
+
+
+LABELLED = ("metric", "live", "candidate", "candidate 95% CI", "delta", "delta 95% CI",
+            "labelled", "frauds")  # fmt: skip
+
+
+def _labelled_table(labelled: dict[str, Any]) -> Table:
+    """Each labelled figure beside the labelled transactions and frauds it rests on."""
+    rows = tuple(
+        (
+            Code(name),
+            number(v.get("live")),
+            number(v.get("candidate")),
+            interval(v.get("candidate_ci_low"), v.get("candidate_ci_high")).replace("+", ""),
+            signed(v.get("delta")),
+            interval(v.get("delta_ci_low"), v.get("delta_ci_high")),
+            count(labelled["transactions"]),
+            count(labelled["positives"]),
+        )
+        for name, v in labelled["metrics"].items()
+    )
+    return Table(LABELLED, rows)
 
 
 def _scores(model: str, entry: dict[str, Any], threshold: float, draw: Draw) -> Section:

@@ -18,6 +18,13 @@ PolicyOption = Annotated[
     Path | None,
     typer.Option("--policy", "-p", help="YAML policy (default: the packaged default policy)."),
 ]
+GateOption = Annotated[
+    bool,
+    typer.Option(
+        "--gate/--no-gate",
+        help="Judge the candidates with the policy and open the report with the verdicts.",
+    ),
+]
 EvidenceOption = Annotated[
     Path, typer.Option("--evidence", "-e", help="evidence.json written by `shadow compare`.")
 ]
@@ -48,13 +55,7 @@ def compare(
         typer.Option(help="Leave out objects that are not readable Parquet, and count them."),
     ] = False,
     policy: PolicyOption = None,
-    judge: Annotated[
-        bool,
-        typer.Option(
-            "--gate/--no-gate",
-            help="Judge the candidates with the policy and open the report with the verdicts.",
-        ),
-    ] = True,
+    judge: GateOption = True,
     config: ConfigOption = None,
 ) -> None:
     """Compare candidates with live over a window: evidence.json, verdict.json, summary.md,
@@ -87,6 +88,11 @@ def compare(
             skip_corrupt=skip_corrupt,
             policy=rules,
         )
+    _summarise(console, evidence, paths)
+
+
+def _summarise(console: Any, evidence: dict[str, Any], paths: dict[str, Path]) -> None:
+    """What the comparison found and wrote: counts, left-out objects, verdicts, file paths."""
     console.print(
         f"{evidence['transactions']:,} sampled transactions, "
         f"{len(evidence['candidates'])} candidate(s), evidence {evidence['evidence_id']}"

@@ -62,7 +62,7 @@ def outcome(promotion: Promotion | None, judgement: Judgement | None) -> list[Te
         and judgement.verdicts
         and not any(v.passed for v in judgement.verdicts)
     ):
-        return [text("No candidate passed: nothing was promoted")]
+        return [text("No candidate passed: none may be promoted")]
     return []
 
 

@@ -96,19 +96,32 @@ def _label(q: float) -> str:
     return f"{q * 100:g}".replace(".", "")
 
 
-HOUR_MS = 3_600_000
+BIN_SECONDS = (10, 60, 300, 900, 3600)
+"""Widths of the time bins: the widest that still cuts the window's span into MIN_BINS."""
+MIN_BINS = 12
 
 
-def hourly(paired: PairedWindow, threshold: float, min_rows: int) -> list[list[dict]]:
-    """Per candidate, per UTC hour with at least `min_rows` pairs: the mean scores of both
-    models, the mean |delta| and the share of decisions flipped, over the hour's pairs."""
+def bin_seconds(span_ms: int) -> int:
+    """The time-bin width for a span of event times: hours for a day, minutes for an hour,
+    10 seconds for a minute, so a short window still shows a series."""
+    wide = [w for w in BIN_SECONDS if span_ms / (w * 1000) >= MIN_BINS]
+    return wide[-1] if wide else BIN_SECONDS[0]
+
+
+def timeline(paired: PairedWindow, threshold: float, min_rows: int) -> list[dict[str, Any]]:
+    """Per candidate, per time bin (UTC, `bin_seconds` of the window's span) with at least
+    `min_rows` pairs: the mean scores of both models, the mean |delta| and the share of
+    decisions flipped, over the bin's pairs."""
     data = paired.columns
-    hours = data["t"] // HOUR_MS
-    first = int(hours.min()) if len(hours) else 0
-    bins, live = hours - first, data["s_live"]
+    times = data["t"]
+    span = int(times.max() - times.min()) if len(times) else 0
+    width = bin_seconds(span) * 1000
+    slots = times // width
+    first = int(slots.min()) if len(slots) else 0
+    bins, live = slots - first, data["s_live"]
     live_ok, live_alert = np.isfinite(live), live >= threshold
     whole: np.ndarray | None = None  # live's sums over all rows: every fully paired candidate's
-    out: list[list[dict]] = []
+    out: list[dict[str, Any]] = []
     for i in range(len(paired.candidates)):
         cand = data[f"s_{i}"]
         both = live_ok & np.isfinite(cand)
@@ -125,16 +138,17 @@ def hourly(paired: PairedWindow, threshold: float, min_rows: int) -> list[list[d
             "mean_abs_delta": np.bincount(at, weights=np.abs(pc - pl), minlength=len(count)),
             "flip_rate": np.bincount(at[flipped], minlength=len(count)),
         }
-        out.append(_hours(first, count, totals, max(min_rows, 1)))
+        series = _bins(first, width, count, totals, max(min_rows, 1))
+        out.append({"bin_seconds": width // 1000, "bins": series})
     return out
 
 
-def _hours(first: int, count: np.ndarray, totals: dict[str, np.ndarray], least: int) -> list:
-    """The hours (`first` + bin) with at least `least` pairs, each total as a mean."""
+def _bins(first: int, width: int, count: np.ndarray, totals: dict, least: int) -> list:
+    """The bins (`first` + bin, of `width` ms) with at least `least` pairs, totals as means."""
     series = []
-    for hour in np.flatnonzero(count >= least).tolist():
-        entry = {"transactions": float(count[hour])}
-        entry.update({key: float(total[hour] / count[hour]) for key, total in totals.items()})
-        moment = dt.datetime.fromtimestamp((first + hour) * 3600, tz=dt.UTC)
-        series.append({"hour": moment.isoformat(), **entry})
+    for slot in np.flatnonzero(count >= least).tolist():
+        entry = {"transactions": float(count[slot])}
+        entry.update({key: float(total[slot] / count[slot]) for key, total in totals.items()})
+        moment = dt.datetime.fromtimestamp((first + slot) * width / 1000, tz=dt.UTC)
+        series.append({"start": moment.isoformat(), **entry})
     return series

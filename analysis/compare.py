@@ -1,8 +1,8 @@
 """Comparison - pair each candidate with the live model over a window and measure everything.
 
 DuckDB builds one paired row per sampled transaction (dedupe included) and aggregates coverage
-and hours; the compact score arrays then go to numpy/scipy/scikit-learn-checked metrics, on two
-threads (numpy's sorts and scans release the GIL).
+and time bins; the compact score arrays then go to numpy/scipy/scikit-learn-checked metrics, on
+two threads (numpy's sorts and scans release the GIL).
 """
 
 from __future__ import annotations
@@ -122,12 +122,12 @@ class Comparison:
     def _measure(self, paired: pw.PairedWindow, result: dict[str, Any]) -> None:
         """Fill `result` for a window with transactions. numpy's sorts and scans release the
         GIL, so two pool threads do the numpy work: the sorts start on the scores alone while
-        DuckDB joins segments and labels, and this thread then computes coverage and hours.
+        DuckDB joins segments and labels, and this thread then computes coverage and time bins.
         The work is cut in small tasks (live's ranks, each sort, the live side shared by the
         candidates, then each candidate's scores, labelled figures and segments) so both
         threads stay busy to the end; the pool is FIFO and a task only waits for tasks
         submitted before it."""
-        self.progress("aggregating coverage, latency and hours")
+        self.progress("aggregating coverage, latency and time bins")
         result["segment_features"] = paired.segments
         count = len(paired.candidates)
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
@@ -139,12 +139,12 @@ class Comparison:
             parts, latency = self._submit(pool, data, paired, ranked, ahead)
             counts = aggregates.coverage(paired)
             requests = aggregates.request_latency(paired)
-            hours = aggregates.hourly(paired, self.live_threshold, self.settings.min_segment_rows)
+            times = aggregates.timeline(paired, self.live_threshold, self.settings.min_segment_rows)
             self.progress(f"comparing {count} candidate(s)")
             latencies = latency.result()
         result["live_latency_ms"] = latencies["l_live"]
         for i, name in enumerate(paired.candidates):
-            entry = {**counts[i], "latency_ms": latencies[f"l_{i}"], "hours": hours[i]}
+            entry = {**counts[i], "latency_ms": latencies[f"l_{i}"], "timeline": times[i]}
             entry["request_latency_ms"] = requests.get(name)
             for part in parts[i]:
                 entry.update(part.result())
@@ -278,6 +278,7 @@ class Comparison:
                 rows=s.bootstrap_rows,
                 seed=s.seed,
                 keys=None if keys is None else keys[known],
+                threshold=self.live_threshold,
             )
         window: LabelledWindow = self._cache[key]
         if known.all():
@@ -295,6 +296,7 @@ class Comparison:
             "negatives": count - positives,
             "live_alert_rate": rate,
             "metrics": metrics,
+            "curves": {"live": window.curves["live"], "candidate": window.curves[name]},
         }
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from analysis import bootstrap, ties
 from analysis.bootstrap import METRICS
+from analysis.curves import decision_curve
 
 _CHUNK = 25
 
@@ -25,9 +26,14 @@ def point_metrics(
 ):
     """Every labelled metric of one model on the whole window (`ascending`: its argsort,
     `ordered`: the scores in that order, if already at hand)."""
-    order = (np.argsort(scores, kind="stable") if ascending is None else ascending)[::-1]
-    s = scores[order] if ordered is None or ascending is None else ordered[::-1]
+    s, order = _descending(scores, ascending, ordered)
     return sorted_metrics(s, labels[order], amounts[order], rate)
+
+
+def _descending(scores, ascending: np.ndarray | None, ordered) -> tuple[np.ndarray, np.ndarray]:
+    """The scores in descending order and that order (from the ascending argsort if given)."""
+    order = (np.argsort(scores, kind="stable") if ascending is None else ascending)[::-1]
+    return (scores[order] if ordered is None or ascending is None else ordered[::-1]), order
 
 
 def sorted_metrics(s: np.ndarray, labels: np.ndarray, a: np.ndarray, rate: float) -> dict:
@@ -118,9 +124,22 @@ class LabelledWindow:
     """The labelled transactions of a window: bootstrap weights drawn once, shared by models."""
 
     def __init__(
-        self, labels, amounts, rate: float, *, samples: int, rows: int, seed: int, keys=None
+        self,
+        labels,
+        amounts,
+        rate: float,
+        *,
+        samples: int,
+        rows: int,
+        seed: int,
+        keys=None,
+        threshold: float | None = None,
     ):
         rng = np.random.default_rng(seed)
+        self.threshold = threshold
+        """The live threshold: each model's decision curve marks its operating point there."""
+        self.curves: dict[str, dict] = {}
+        """Per model key, its decision curve (analysis.curves), made with its point metrics."""
         self.labels = np.asarray(labels)
         self.amounts = np.nan_to_num(np.asarray(amounts, np.float64), nan=0.0)
         self.rate = rate
@@ -143,8 +162,10 @@ class LabelledWindow:
         """Point metrics and bootstrap replicates (metric x replicate, on the whole window's
         scale) of one model, cached."""
         if key not in self._cache:
-            args = (self.labels, self.amounts, self.rate, ascending, ordered)
-            point = point_metrics(scores, *args)
+            s, order = _descending(scores, ascending, ordered)
+            y = self.labels[order]
+            point = sorted_metrics(s, y, self.amounts[order], self.rate)
+            self.curves[key] = decision_curve(s, y, self.threshold)
             self._cache[key] = (point, self._replicates(point, scores) if self.blocks else None)
         return self._cache[key]
 

@@ -8,6 +8,7 @@ are computed once from argsort so 2.5 M pairs stay around a second.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,10 @@ from analysis.ordering import argsort
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 PSI_BINS = 10
-QQ_POINTS = np.linspace(0.01, 0.99, 99)
+_TAIL = np.geomspace(1e-5, 0.5, 40)
+QQ_POINTS = np.unique(np.r_[0.0, _TAIL, 1.0 - _TAIL, 1.0])
+"""Quantile levels of the QQ plot: the whole range, dense in both tails (a fraud model's
+alerts live in the top 1 %; log-spaced towards 0 and towards 1)."""
 _EPS = 1e-6
 
 
@@ -173,19 +177,30 @@ def distribution(live: Sorted, candidate: Sorted) -> dict[str, float | dict[str,
         "wasserstein": wasserstein_sorted(live.sorted, candidate.sorted, merged),
         "histogram": histogram(live.sorted, candidate.sorted),
         "qq": {
+            "q": QQ_POINTS.tolist(),
             "live": sorted_quantiles(live.sorted, QQ_POINTS).tolist(),
             "candidate": sorted_quantiles(candidate.sorted, QQ_POINTS).tolist(),
         },
     }
 
 
-def histogram(live: np.ndarray, candidate: np.ndarray, bins: int = 50) -> dict[str, list]:
-    """Counts of both score arrays on shared edges (for the report's plots)."""
+def histogram(live: np.ndarray, candidate: np.ndarray, bins: int = 50) -> dict[str, Any]:
+    """Counts of both SORTED score arrays on shared edges (for the report's plots). Edges are
+    log-spaced from the smallest positive score to the largest (scores of a fraud model span
+    decades); scores below the first edge count in the first bin. Linear edges when no score
+    is positive or all scores are equal."""
     low = float(min(live[0], candidate[0]))
     high = float(max(live[-1], candidate[-1]))
-    edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+    positive = [float(v[np.searchsorted(v, 0.0, side="right")]) for v in (live, candidate)
+                if v[-1] > 0]  # fmt: skip
+    smallest = min(positive) if positive else high
+    if 0 < smallest < high:
+        edges, scale = np.geomspace(smallest, high, bins + 1), "log"
+    else:
+        edges, scale = np.linspace(low, high if high > low else low + 1.0, bins + 1), "linear"
     return {
         "edges": edges.tolist(),
+        "scale": scale,
         "live": _shares_at(live, edges),
         "candidate": _shares_at(candidate, edges),
     }

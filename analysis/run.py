@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from analysis.compare import Comparison, Progress
+from analysis.judgement import Judgement, Promotion, judge
+from analysis.policy import Policy
 from shadow.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -59,10 +61,12 @@ def run_comparison(
     threshold: float | None = None,
     progress: Progress | None = None,
     skip_corrupt: bool = False,
+    policy: Policy | None = None,
+    report: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Compare the window, build the evidence and (with out_dir) write evidence + reports."""
-    from analysis.evidence import build_evidence
-    from analysis.report import write_report
+    """Compare the window and build the evidence. With out_dir: write evidence.json and, with
+    `report`, publish it (the policy's verdicts, when one is given, and the report)."""
+    from analysis.evidence import build_evidence, write_evidence
     from shadow.objectstore import open_store
 
     store = open_store(settings.store)
@@ -76,16 +80,42 @@ def run_comparison(
         resolve_threshold=lambda live_models: live_threshold(settings, live_models, threshold),
         skip_corrupt=skip_corrupt,
     )
+    analysis = settings.analysis.model_dump(mode="json")
     body = comparison.run()
-    evidence = build_evidence(
-        body,
-        store=store.uri,
-        start=start,
-        end=end,
-        settings=settings.analysis.model_dump(mode="json"),
-    )
-    paths = write_report(evidence, out_dir) if out_dir is not None else {}
+    evidence = build_evidence(body, store=store.uri, start=start, end=end, settings=analysis)
+    if out_dir is None:
+        return evidence, {}
+    paths = {"evidence": out_dir / "evidence.json"}
+    write_evidence(evidence, paths["evidence"])
+    if report:
+        (progress or (lambda step: None))("judging and writing the report")
+        judgement = judge(policy, evidence) if policy is not None else None
+        paths.update(publish(evidence, paths["evidence"], judgement))
     return evidence, paths
+
+
+def publish(
+    evidence: dict[str, Any],
+    evidence_path: Path,
+    judgement: Judgement | None,
+    promotion: Promotion | None = None,
+) -> dict[str, Path]:
+    """Beside the evidence file: verdict.json (when judged), summary.md and report.html."""
+    from analysis.report import write_report
+    from analysis.verdict_file import write_verdicts
+
+    out_dir = evidence_path.parent
+    paths: dict[str, Path] = {}
+    if judgement is not None:
+        paths["verdict"] = write_verdicts(
+            evidence_path,
+            judgement.verdicts,
+            judgement.policy,
+            promotion,
+            judgement.unjudged,
+        )
+    paths.update(write_report(evidence, out_dir, judgement, promotion))
+    return paths
 
 
 def _no_sqlite_file(url: str) -> bool:

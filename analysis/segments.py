@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis import ties
 from analysis.grouped import compact
 from analysis.labelled import roc_auc_sorted
 from analysis.metrics import Sorted, psi_sorted
@@ -47,6 +48,8 @@ def segment_metrics(
     live_order, live_auc = shared["order"], shared["auc"]
     cand_order = SegmentOrder(candidate, codes, len(names))
     sums = _sums(codes, live, candidate, threshold, len(names) + 1)
+    if labels is not None:
+        sums.update(_label_sums(codes, labels, len(names) + 1))
     out = []
     for code in np.flatnonzero(sums["transactions"] >= min_rows):
         entry = {key: kind(values[code]) for key, (kind, values) in _fields(sums).items()}
@@ -71,7 +74,8 @@ def live_segments(cache: dict, live: Sorted, codes: np.ndarray, names: list[str]
 
 
 def _sums(codes: np.ndarray, live: Sorted, cand: Sorted, threshold: float, size: int) -> dict:
-    """Per code: pairs, score sums, |delta| sum and flips, one bincount pass each."""
+    """Per code: pairs, score sums, |delta| sum, flips, live's alerts and the candidate's
+    share of them at the matched rate, one bincount pass each."""
     lv, cv = live.values, cand.values
     live_alert, cand_alert = lv >= threshold, cv >= threshold
 
@@ -85,13 +89,45 @@ def _sums(codes: np.ndarray, live: Sorted, cand: Sorted, threshold: float, size:
         "abs_delta": total(np.abs(cv - lv)),
         "to_alert": np.bincount(codes[cand_alert & ~live_alert], minlength=size),
         "to_pass": np.bincount(codes[live_alert & ~cand_alert], minlength=size),
+        "live_alerts": np.bincount(codes[live_alert], minlength=size),
+        "shared": _shared_alerts(codes, live_alert, cand, size),
+    }
+
+
+def _shared_alerts(codes: np.ndarray, live_alert: np.ndarray, cand: Sorted, size: int):
+    """Per code, the expected number of live's alerts the candidate raises too when it alerts
+    on as many transactions of the window as live (the window's cut, ties shared): the
+    window-wide alert overlap at the matched rate, split by segment."""
+    k = int(np.count_nonzero(live_alert))
+    if k == 0:
+        return np.zeros(size)
+    at = ties.cut(cand.sorted, k)
+    picked = cand.values[live_alert]
+    weight = (picked > at.value) + at.share * (picked == at.value)
+    return np.bincount(codes[live_alert], weight, minlength=size)
+
+
+def _label_sums(codes: np.ndarray, labels: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """Per code: labelled pairs and labelled frauds (the counts behind a segment's ROC-AUC)."""
+    known = np.isfinite(labels)
+    return {
+        "labelled": np.bincount(codes[known], minlength=size),
+        "positives": np.bincount(codes[known & (labels == 1)], minlength=size),
     }
 
 
 def _fields(sums: dict) -> dict[str, tuple[type, np.ndarray]]:
-    """The evidence fields of a segment from its sums (means are sums over pairs)."""
+    """The evidence fields of a segment from its sums (means are sums over pairs; the alert
+    overlap is NaN in a segment where live raised no alert)."""
     n = np.maximum(sums["transactions"], 1)
+    alerts = sums["live_alerts"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        overlap = np.where(alerts > 0, sums["shared"] / alerts, np.nan)
+    counts = {key: (int, sums[key]) for key in ("labelled", "positives") if key in sums}
     return {
+        **counts,
+        "live_alerts": (int, alerts),
+        "alert_overlap_at_matched_rate": (float, overlap),
         "transactions": (int, sums["transactions"]),
         "live_mean": (float, sums["live"] / n),
         "candidate_mean": (float, sums["candidate"] / n),

@@ -27,6 +27,7 @@ EXTRA_OF = {
     "scipy": "analysis",
     "sklearn": "analysis",
     "matplotlib": "analysis",
+    "jinja2": "analysis",
     "faust": "monitor",
     "cramjam": "monitor",
     "psycopg": "postgres",

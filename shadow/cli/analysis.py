@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from shadow.cli.common import ActorOption, ConfigOption, JsonOption, settings_from
 
 if TYPE_CHECKING:
+    from analysis.judgement import Judgement
     from analysis.policy import GateVerdict
 
 PolicyOption = Annotated[
     Path | None,
     typer.Option("--policy", "-p", help="YAML policy (default: the packaged default policy)."),
+]
+GateOption = Annotated[
+    bool,
+    typer.Option(
+        "--gate/--no-gate",
+        help="Judge the candidates with the policy and open the report with the verdicts.",
+    ),
 ]
 EvidenceOption = Annotated[
     Path, typer.Option("--evidence", "-e", help="evidence.json written by `shadow compare`.")
@@ -45,16 +53,24 @@ def compare(
         bool,
         typer.Option(help="Leave out objects that are not readable Parquet, and count them."),
     ] = False,
+    policy: PolicyOption = None,
+    judge: GateOption = True,
     config: ConfigOption = None,
 ) -> None:
-    """Compare candidates with live over a window: evidence.json, summary.md, report.html."""
+    """Compare candidates with live over a window: evidence.json, verdict.json, summary.md,
+    report.html (exit 0 whatever the verdicts: `shadow gate` exits by them)."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from analysis.policy import load_policy
     from analysis.run import run_comparison
     from analysis.window import parse_window
+    from shadow.errors import UsageError
 
+    if policy is not None and not judge:
+        raise UsageError("--policy and --no-gate contradict each other: drop one")
     settings = settings_from(config)
+    rules = load_policy(policy) if judge else None  # a bad policy stops before the work
     start, end = parse_window(window)
     console = Console(stderr=True)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
@@ -69,15 +85,41 @@ def compare(
             threshold=live_threshold,
             progress=lambda step: progress.update(task, description=step),
             skip_corrupt=skip_corrupt,
+            policy=rules,
         )
+    _summarise(console, evidence, paths)
+
+
+def _summarise(console: Any, evidence: dict[str, Any], paths: dict[str, Path]) -> None:
+    """What the comparison found and wrote: counts, left-out objects, verdicts, file paths."""
     console.print(
         f"{evidence['transactions']:,} sampled transactions, "
         f"{len(evidence['candidates'])} candidate(s), evidence {evidence['evidence_id']}"
     )
     for skipped in evidence.get("skipped_objects", []):
         console.print(f"left out {skipped['key']}: not readable Parquet ({skipped['problem']})")
+    if "verdict" in paths:
+        _print_verdicts(console, paths["verdict"])
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
+
+
+def _print_verdicts(console: Any, path: Path) -> None:
+    """One line per candidate from verdict.json: status and the rules that block it."""
+    import json
+
+    from rich.markup import escape
+
+    document = json.loads(path.read_text(encoding="utf-8"))
+    for name, entry in sorted(document["verdicts"].items()):
+        verdict = entry["gate"]
+        blocking = [
+            r["metric"] for r in verdict["rules"] if r["status"] in ("fail", "insufficient")
+        ]
+        line = f"{name}: {verdict['status'].upper()}"
+        console.print(escape(line + (f" ({', '.join(blocking)})" if blocking else "")))
+    for name, reason in document.get("unjudged", {}).items():
+        console.print(escape(f"{name}: NOT JUDGED ({reason})"))
 
 
 def gate(
@@ -93,10 +135,17 @@ def gate(
     list_metrics: Annotated[
         bool, typer.Option("--list-metrics", help="Print the metric names a policy may use.")
     ] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            help="Write verdict.json and the report with the verdicts beside the evidence."
+        ),
+    ] = True,
 ) -> None:
     """Apply a policy to evidence: exit 0 pass, 1 fail, 2 unusable input; write verdict.json."""
     from analysis.evidence import load_evidence, metric_names
     from analysis.gate import evaluate_all, exit_code
+    from analysis.judgement import Judgement
     from analysis.policy import default_policy_path, load_policy
     from shadow.errors import UsageError
     from shadow.verdicts import record_verdicts
@@ -107,10 +156,27 @@ def gate(
     if evidence is None:
         raise UsageError("--evidence is required (the evidence.json of `shadow compare`)")
     rules = load_policy(policy)
-    verdicts = evaluate_all(rules, load_evidence(evidence), candidate or None)
+    document = load_evidence(evidence)
+    verdicts = evaluate_all(rules, document, candidate or None)
     record_verdicts(evidence, verdicts, policy or default_policy_path())  # verdict.json
     _show(verdicts, as_json)
+    if report:
+        _publish(document, evidence, Judgement(rules, verdicts))
     raise typer.Exit(exit_code(verdicts))
+
+
+def _publish(document: dict[str, Any], evidence: Path, judgement: Judgement) -> None:
+    """The report re-rendered with the verdicts beside the evidence; a folder that refuses the
+    files costs a warning, never the gate's exit code."""
+    from analysis.report import write_report
+
+    try:
+        paths = write_report(document, evidence.parent, judgement)
+    except OSError as exc:
+        typer.echo(f"warning: report not written beside {evidence} ({exc})", err=True)
+        return
+    typer.echo(f"verdict: {evidence.parent / 'verdict.json'}", err=True)
+    typer.echo(f"report: {paths['report']}", err=True)
 
 
 def promote(

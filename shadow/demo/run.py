@@ -267,9 +267,9 @@ def _drain(status: PipelineStatus, timeout: float) -> None:
 def _analyse(
     settings: Settings, service: Any, started_ms: int, console: Console, result: DemoResult
 ) -> None:
-    """Late labels, the comparison and its report, the gate, and the promotion."""
+    """Late labels, the comparison, the gate, the promotion, and the report that says them."""
     from analysis.run import run_comparison
-    from shadow.demo.verdict import decide
+    from shadow.demo.verdict import decide, publish_outcome
     from shadow.objectstore import open_store
 
     service.write_labels(open_store(settings.store))
@@ -283,9 +283,15 @@ def _analyse(
             None,
             result.run_dir / "report",
             progress=lambda step: spinner.update(f"comparison: {step}"),
+            report=False,  # written once the verdicts and the promotion are known
+        )
+    result.verdicts, result.promoted = decide(settings, evidence, paths["evidence"])
+    with console.status("writing the report"):
+        live = result.models.live if result.models else None
+        paths.update(
+            publish_outcome(evidence, paths["evidence"], result.verdicts, result.promoted, live)
         )
     result.paths = paths
-    result.verdicts, result.promoted = decide(settings, evidence, paths["evidence"])
 
 
 def _link_latest(run_dir: Path) -> None:

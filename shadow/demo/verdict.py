@@ -43,6 +43,23 @@ def promote(settings: Settings, model_id: str, evidence_path: Path) -> None:
     promote_model(settings, model_id, evidence_path, None, to_production=True, actor=ACTOR)
 
 
+def publish_outcome(
+    evidence: dict[str, Any],
+    evidence_path: Path,
+    verdicts: list,
+    promoted: str | None,
+    replaced: str | None,
+) -> dict[str, Path]:
+    """verdict.json and the report, opening with the verdicts and the promotion."""
+    from analysis.judgement import Judgement, Promotion
+    from analysis.policy import load_policy
+    from analysis.run import publish
+
+    evidence_id = str(evidence.get("evidence_id", ""))
+    promotion = Promotion(promoted, evidence_id, replaced) if promoted else None
+    return publish(evidence, evidence_path, Judgement(load_policy(), verdicts), promotion)
+
+
 def _merit(metrics: dict[str, float | None]) -> tuple[float, float]:
     """Rank passing candidates: ranking quality gained first, agreement with live second."""
     auc = metrics.get("roc_auc_delta")

@@ -1,4 +1,5 @@
-"""Comparison over a local store: coverage, errors, dedupe, latency, segments, hours, reports."""
+"""Comparison over a local store: coverage, errors, dedupe, latency, segments, time bins,
+reports."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from analysis.compare import Comparison
-from analysis.evidence import build_evidence, candidate_metrics, evidence_id
+from analysis.evidence import build_evidence, candidate_metrics, evidence_id, write_evidence
+from analysis.judgement import judge
 from analysis.metrics import psi
-from analysis.report import write_report
+from analysis.policy import load_policy
+from analysis.run import publish
 from analysis.sample_store import (
     ModelScores,
     scenario,
@@ -132,12 +135,35 @@ def test_segments_and_hours_keep_slices_with_enough_volume(world) -> None:
         assert segment["live_mean"] == pytest.approx(live.mean())
         assert segment["candidate_mean"] == pytest.approx(cand.mean())
         assert segment["mean_abs_delta"] == pytest.approx(np.mean(np.abs(cand - live)))
-    hours = body["candidates"]["shifted@1"]["hours"]
-    assert len(hours) == 6 and sum(h["transactions"] for h in hours) == N
-    assert [h["hour"] for h in hours[:2]] == [DAY0.isoformat(), (DAY0 + HOUR).isoformat()]
-    first = sc.event_time_ms < (DAY0 + HOUR).timestamp() * 1000
-    assert hours[0]["transactions"] == np.sum(first)
-    assert hours[0]["candidate_mean"] == pytest.approx(shifted[first].mean())
+    timeline = body["candidates"]["shifted@1"]["timeline"]
+    assert timeline["bin_seconds"] == 900  # 6 hours: 15-minute bins, at least 12 of them
+    bins = timeline["bins"]
+    assert len(bins) == 24 and sum(b["transactions"] for b in bins) == N
+    quarter = dt.timedelta(minutes=15)
+    assert [b["start"] for b in bins[:2]] == [DAY0.isoformat(), (DAY0 + quarter).isoformat()]
+    first = sc.event_time_ms < (DAY0 + quarter).timestamp() * 1000
+    assert bins[0]["transactions"] == np.sum(first)
+    assert bins[0]["candidate_mean"] == pytest.approx(shifted[first].mean())
+    flipped = (shifted[first] >= 0.5) != (sc.live[first] >= 0.5)
+    assert bins[0]["flip_rate"] == pytest.approx(flipped.mean())
+
+
+def test_segments_carry_alert_overlap_and_label_counts(world) -> None:
+    """Per segment: live's alerts, the share of them the candidate raises when it alerts on as
+    many transactions of the window as live (its window-wide top k), labelled pairs, frauds."""
+    sc, _, models, _, body = world
+    shifted = models[2].scores
+    live_alert = sc.live >= 0.5
+    k = int(live_alert.sum())
+    cand_alert = shifted >= np.sort(shifted)[-k]  # continuous scores: no tie at the cut
+    assert cand_alert.sum() == k
+    for segment in body["candidates"]["shifted@1"]["segments"]["merchant_category"]:
+        rows = sc.merchant_category == segment["segment"]
+        assert segment["live_alerts"] == np.sum(live_alert & rows)
+        want = np.sum(live_alert & cand_alert & rows) / np.sum(live_alert & rows)
+        assert segment["alert_overlap_at_matched_rate"] == pytest.approx(want)
+        assert segment["labelled"] == np.sum(rows)
+        assert segment["positives"] == np.sum(sc.labels[rows])
 
 
 def test_a_failed_replay_does_not_turn_a_scored_transaction_into_an_error(tmp_path: Path) -> None:
@@ -194,17 +220,25 @@ def test_explicit_candidates_and_an_empty_window(world) -> None:
 def test_reports_are_written_and_self_contained(world, tmp_path: Path) -> None:
     _, store, _, _, body = world
     evidence = build_evidence(body, store=store.uri, start=DAY0, end=None, settings={})
-    paths = write_report(evidence, tmp_path / "out")
-    saved = json.loads(paths["evidence"].read_text())
+    out = tmp_path / "out"
+    write_evidence(evidence, out / "evidence.json")
+    saved = json.loads((out / "evidence.json").read_text())
     assert saved["evidence_id"] == evidence_id(saved) == evidence["evidence_id"]
     assert saved["versions"]["duckdb"]
+    judgement = judge(load_policy(), evidence)
+    paths = publish(evidence, out / "evidence.json", judgement)
     summary = paths["summary"].read_text()
-    assert "shifted@1" in summary and "roc_auc" in summary
-    assert "candidates: the worker's batch wall time divided by its rows" in summary
-    assert "## Single-request latency of candidates (ms)" in summary
+    verdicts = summary[: summary.index("## Candidate")]
+    for verdict in judgement.verdicts:  # the verdicts open the summary, one line each
+        assert f"`{verdict.candidate}`" in verdicts
+    assert "`roc_auc`" in summary and "## Latency across models (ms)" in summary
+    assert "the batch cost per row is in the Latency section" in summary
     page = paths["report"].read_text()
-    assert page.count("data:image/png;base64,") >= 8
+    assert page.count("data:image/png;base64,") == 2 * 4 + 1  # curves, scores, QQ, time; latency
     assert "http://" not in page and "https://" not in page
+    written = json.loads(paths["verdict"].read_text())
+    assert written["evidence_id"] == evidence["evidence_id"]
+    assert [v["candidate"] for v in written["verdicts"]] == ["good@1", "shifted@1"]
 
 
 def test_window_parsing() -> None:

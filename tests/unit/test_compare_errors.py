@@ -89,3 +89,31 @@ def test_a_corrupt_object_is_named_or_skipped_and_counted(
     assert evidence["transactions"] == 2000  # the two readable objects of 1000
     assert any(key in line for line in err)
     assert np.isfinite(evidence["candidates"]["c@1"]["distribution"]["psi"])
+
+
+def test_a_bad_policy_stops_compare_before_the_work(store, tmp_path, monkeypatch, capsys) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - metric: pr_auc\n    min: 0.1\n")
+    out = tmp_path / "out"
+    code, err = compare(monkeypatch, capsys, store, out, "--policy", str(policy))
+    _fails(code, err, out, "pr_auc is now called average_precision")
+    code, err = compare(monkeypatch, capsys, store, out, "--policy", str(policy), "--no-gate")
+    _fails(code, err, out, "--policy and --no-gate")
+
+
+def test_compare_judges_by_default_and_not_with_no_gate(
+    store, tmp_path, monkeypatch, capsys
+) -> None:
+    out = tmp_path / "judged"
+    code, err = compare(monkeypatch, capsys, store, out)
+    assert code == 0, err  # the verdicts never set compare's exit code
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert [v["candidate"] for v in verdict["verdicts"]] == ["c@1"]
+    assert "c@1: " in "\n".join(err)
+    summary = (out / "summary.md").read_text()
+    assert summary.splitlines()[2].startswith("## Verdicts (policy `default`")
+    plain = tmp_path / "plain"
+    code, err = compare(monkeypatch, capsys, store, plain, "--no-gate")
+    assert code == 0, err
+    assert not (plain / "verdict.json").exists()
+    assert "**NOT JUDGED** `c@1`" in (plain / "summary.md").read_text()

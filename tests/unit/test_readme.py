@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from shadow.settings_reference import reference_markdown, reference_rows
@@ -52,3 +53,46 @@ def test_readme_defines_every_metric_a_policy_may_use() -> None:
             assert f"`{stem}`" in table and "`<labelled>_" in table, name
         else:
             assert f"`{name}`" in table, f"{name} is not defined in the README"
+
+
+def _editable_installs(text: str) -> list[str]:
+    """The extras of every editable install of the project in a text (`-e '.[a,b]'`)."""
+    return re.findall(r"-e '?\.\[([^\]]*)\]'?", text)
+
+
+def test_readme_install_commands_match_the_makefile() -> None:
+    make = _editable_installs((README.parent / "Makefile").read_text(encoding="utf-8"))
+    assert len(make) == 1, "the Makefile installs the project once"
+    said = _editable_installs(README.read_text(encoding="utf-8"))
+    assert said and all(extras == make[0] for extras in said), (said, make[0])
+
+
+def demo_outcome(text: str) -> dict[str, tuple[str, set[str], set[str], bool]]:
+    """The README's table of what `make demo` decides: verdict, the rules that block it in every
+    run, those that may also block (at some hours of the day), promoted."""
+    start = text.index("<!-- demo-outcome:start -->")
+    rows = text[start : text.index("<!-- demo-outcome:end -->")].splitlines()[3:]
+    out = {}
+    for row in (r for r in rows if r.strip().startswith("|")):
+        model, verdict, always, maybe, promoted = (
+            c.strip() for c in row.strip().strip("|").split("|")
+        )
+        out[model.strip("`")] = (verdict, _rules(always), _rules(maybe), promoted == "yes")
+    return out
+
+
+def _rules(cell: str) -> set[str]:
+    return {rule.strip().strip("`") for rule in cell.split(",") if rule.strip()}
+
+
+def test_readme_demo_outcome_is_a_story_the_gate_can_tell() -> None:
+    from analysis.policy import load_policy
+
+    outcome = demo_outcome(README.read_text(encoding="utf-8"))
+    assert set(outcome) == {"fraud@2", "fraud@3", "fraud@4"}
+    promoted = [m for m, (*_, up) in outcome.items() if up]
+    assert len(promoted) == 1 and outcome[promoted[0]][0] == "PASS"
+    metrics = {rule.metric for rule in load_policy().rules}
+    for verdict, always, maybe, _ in outcome.values():
+        assert verdict in {"PASS", "FAIL", "INSUFFICIENT EVIDENCE"}
+        assert always | maybe <= metrics and bool(always) == (verdict != "PASS")

@@ -46,10 +46,10 @@ def test_compare_writes_the_verdicts_it_judged(compared) -> None:
     out = compared["out"]
     verdict = json.loads((out / "verdict.json").read_text())
     evidence_bytes = (out / "evidence.json").read_bytes()
-    assert verdict["evidence_sha256"] == hashlib.sha256(evidence_bytes).hexdigest()
-    assert verdict["evidence_id"] == json.loads(evidence_bytes)["evidence_id"]
-    assert verdict["policy"]["name"] == "default"
-    statuses = {v["candidate"]: v["status"] for v in verdict["verdicts"]}
+    assert verdict["evidence"]["sha256"] == hashlib.sha256(evidence_bytes).hexdigest()
+    assert verdict["evidence"]["id"] == json.loads(evidence_bytes)["evidence_id"]
+    assert verdict["policy"]["file"].endswith("default.yaml")
+    statuses = {m: v["gate"]["status"] for m, v in verdict["verdicts"].items()}
     assert statuses["fraud@4"] == "fail"  # random scores: noise fails without labels too
     assert "fraud@4: FAIL" in compared["stderr"]
     summary = (out / "summary.md").read_text()
@@ -63,7 +63,7 @@ def test_gate_writes_its_verdicts_into_the_report_folder(compared, tmp_path: Pat
     done = shadow("gate", "--evidence", str(out / "evidence.json"), "--candidate", "fraud@4")
     assert done.returncode == 1, done.stdout
     verdict = json.loads((out / "verdict.json").read_text())
-    assert [v["candidate"] for v in verdict["verdicts"]] == ["fraud@4"]
+    assert sorted(verdict["verdicts"]) == ["fraud@4"]
     summary = (out / "summary.md").read_text()
     assert "**FAIL** `fraud@4`" in summary and "**NOT JUDGED** `fraud@2`" in summary
     found = inspect_report(out / "report.html")

@@ -60,13 +60,6 @@ def _editable_installs(text: str) -> list[str]:
     return re.findall(r"-e '?\.\[([^\]]*)\]'?", text)
 
 
-def test_readme_install_commands_match_the_makefile() -> None:
-    make = _editable_installs((README.parent / "Makefile").read_text(encoding="utf-8"))
-    assert len(make) == 1, "the Makefile installs the project once"
-    said = _editable_installs(README.read_text(encoding="utf-8"))
-    assert said and all(extras == make[0] for extras in said), (said, make[0])
-
-
 def demo_outcome(text: str) -> dict[str, tuple[str, set[str], set[str], bool]]:
     """The README's table of what `make demo` decides: verdict, the rules that block it in every
     run, those that may also block (at some hours of the day), promoted."""

@@ -93,14 +93,17 @@ def verdict_document(
 
 def write_verdict(document: dict[str, Any], evidence_path: Path) -> Path:
     """Write verdict.json (whole or not at all) beside the evidence; a document of the same
-    evidence and policy already there keeps the candidates this run did not judge."""
+    evidence and policy already there keeps the candidates this run did not judge, and the
+    keys it had that this document lacks."""
     path = evidence_path.parent / VERDICT_FILE
     try:
         previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, json.JSONDecodeError):
         previous = None
     if _same_judgement(previous, document):
-        document = {**document, "verdicts": {**previous["verdicts"], **document["verdicts"]}}
+        # what an earlier writer added (the report's promotion, unjudged candidates) stays
+        merged = {**previous["verdicts"], **document["verdicts"]}
+        document = {**previous, **document, "verdicts": merged}
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-verdict-", dir=path.parent)

@@ -354,3 +354,23 @@ def test_events_without_an_actor_name_the_resolved_one(registry, tiny, name, mon
     model_id = registry.register(tiny, name, "1", canary=CANARY).model_id
     registry.transition(model_id, "shadow", None, "start")
     assert {e.actor for e in registry.history(model_id)} == {"octocat"}
+
+
+def test_a_later_gate_run_keeps_what_the_report_added_to_the_verdict(tmp_path: Path) -> None:
+    """The demo's report writes the promotion into verdict.json; the production move that
+    follows records its own verdict on the same evidence and policy without losing it."""
+    from shadow.verdicts import verdict_document, write_verdict
+
+    folder = tmp_path / "report"
+    folder.mkdir()
+    evidence = folder / "evidence.json"
+    evidence.write_text(json.dumps({"evidence_id": "ev-1"}))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules: []\n")
+    first = verdict_document(evidence, [Judged("a@1", "ev-1", True), Judged("b@1", "ev-1", False)],
+                             policy)  # fmt: skip
+    first["promotion"] = {"model_id": "a@1"}
+    write_verdict(first, evidence)
+    record_verdicts(evidence, [Judged("a@1", "ev-1", True)], policy)
+    kept = json.loads((folder / "verdict.json").read_text())
+    assert kept["promotion"] == {"model_id": "a@1"} and sorted(kept["verdicts"]) == ["a@1", "b@1"]

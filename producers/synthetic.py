@@ -102,7 +102,8 @@ class SyntheticLiveService:
 
     Use a seed other than the one the models were trained with (the reference models use 7),
     or the live model scores its own training rows. ``model`` (e.g. a LiveModel) scores instead
-    of the file at ``live_model_path``.
+    of the file at ``live_model_path``. ``calendar_ms`` fixes the traffic's calendar (see
+    shadow.synthetic.TransactionGenerator) while its event times follow the wall clock.
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class SyntheticLiveService:
         tap: Any = None,
         fraud_rate: float = 0.004,
         model: Predictor | None = None,
+        calendar_ms: int | None = None,
     ) -> None:
         from shadow.synthetic import TransactionGenerator
 
@@ -129,7 +131,7 @@ class SyntheticLiveService:
         self.model = model
         self.current = SyntheticRun()
         """The run in progress (or the last one): its counters grow while it serves."""
-        self.generator = TransactionGenerator(seed, fraud_rate)
+        self.generator = TransactionGenerator(seed, fraud_rate, calendar_ms)
         self._tap = tap
         self._frames: list[Any] = []
 

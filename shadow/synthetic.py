@@ -106,15 +106,22 @@ NULLABLE_FEATURES: tuple[str, ...] = ("email_age_days",)
 class TransactionGenerator:
     """Card transactions with a fraud label, deterministic for a seed and a sequence of calls."""
 
-    def __init__(self, seed: int, fraud_rate: float = 0.004) -> None:
+    def __init__(
+        self, seed: int, fraud_rate: float = 0.004, calendar_ms: int | None = None
+    ) -> None:
+        """`calendar_ms`: where the stream's calendar starts (hour of day, day of week; the
+        fraud depends on them); unset, it is the event time itself. A stream stamped with the
+        wall clock but a fixed calendar gives the same transactions and labels at any hour."""
         if not 0.0 < fraud_rate < 1.0:
             raise ValueError(f"fraud_rate must be in (0, 1), got {fraud_rate}")
         self.seed = seed
         self.fraud_rate = fraud_rate
+        self.calendar_ms = calendar_ms
         self._rng = np.random.default_rng(seed)
         self._intercept = _intercept_for(fraud_rate)
         self._count = 0
         self._next_ms: int | None = None
+        self._first_ms: int | None = None
 
     def batch(self, n: int, start_ms: int | None = None, tps: float = 1000) -> pd.DataFrame:
         """The next n transactions, arriving as a Poisson stream of ``tps`` per second.
@@ -128,7 +135,12 @@ class TransactionGenerator:
         offsets = np.cumsum(gaps) - (gaps[0] if n else 0.0)
         event_time = start + np.floor(offsets).astype(np.int64)
         self._next_ms = int(event_time[-1] + max(1, round(1000.0 / tps))) if n else start
-        frame = _features(rng, event_time)
+        if self._first_ms is None:
+            self._first_ms = start
+        calendar = event_time
+        if self.calendar_ms is not None:
+            calendar = event_time - self._first_ms + self.calendar_ms
+        frame = _features(rng, calendar)
         logit = fraud_logit(frame) + self._intercept
         label = (rng.random(n) < _sigmoid(logit)).astype(np.int64)
         ids = [f"s{self.seed}-{i:010d}" for i in range(self._count, self._count + n)]

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 DATA_DIR = Path("shadow-data")
 PARTITIONS = 6
+DEMO_CALENDAR_MS = 1_767_268_800_000
+"""2026-01-01 12:00 UTC: the calendar of the demo's traffic (its fraud depends on the hour of
+day), so every run tells the same story; its event times are the wall clock's."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,7 @@ def _open_traffic(settings: Settings, options: DemoOptions, stack: DemoStack, li
         tap=tap,
         fraud_rate=options.fraud_rate,
         model=live,
+        calendar_ms=DEMO_CALENDAR_MS,  # the same traffic and labels whatever the hour
     )
     return Traffic(service, tap, status)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -95,3 +96,18 @@ def test_rejects_an_impossible_fraud_rate():
 def test_an_empty_batch_has_the_columns_and_no_rows():
     frame = TransactionGenerator(1).batch(0)
     assert len(frame) == 0 and "label" in frame.columns
+
+
+def test_a_fixed_calendar_gives_the_same_traffic_at_any_hour() -> None:
+    """The demo's traffic is stamped with the wall clock but tells the same story at any hour:
+    its calendar (hour of day, day of week) starts at a fixed moment."""
+    from shadow.synthetic import TransactionGenerator
+
+    runs = []
+    for start in (1_767_225_600_000, 1_767_225_600_000 + 5 * 3_600_000 + 17):
+        gen = TransactionGenerator(3, 0.01, calendar_ms=1_767_268_800_000)
+        frames = [gen.batch(500, start), gen.batch(500)]
+        runs.append(pd.concat(frames).drop(columns=["event_time"]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    wall = [TransactionGenerator(3, 0.01).batch(2000, s) for s in (0, 3 * 3_600_000)]
+    assert not wall[0]["hour_of_day"].equals(wall[1]["hour_of_day"])

@@ -16,10 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shadow.feature_columns import concat_features, features_table
 from shadow.predictions import (
     DECISION_ALERT,
     DECISION_PASS,
-    FEATURE_KEY_COLUMNS,
     FEATURES,
     PREDICTION_SCHEMA,
     PREDICTIONS,
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from shadow.objectstore import ObjectStore
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["ChunkKeys", "ModelScores", "PredictionStore", "chunk_keys", "features_table"]
 
 
 @dataclass(frozen=True)
@@ -171,17 +173,6 @@ def _constant(value: str, n: int, kind: pa.DictionaryType) -> pa.DictionaryArray
     return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
 
 
-def features_table(keys: ChunkKeys, envelopes: Sequence[Envelope]) -> pa.Table:
-    """The features dataset rows of a chunk: txn_id, event_time, then the raw features."""
-    features = pa.Table.from_pylist([e.features for e in envelopes])
-    key_columns = pa.Table.from_arrays(
-        [keys.txn_id, keys.event_time], schema=pa.schema(FEATURE_KEY_COLUMNS)
-    )
-    for name in features.column_names:
-        key_columns = key_columns.append_column(name, features.column(name))
-    return key_columns
-
-
 def parquet_bytes(table: pa.Table) -> bytes:
     """The table as one Parquet file in memory: zstd, dictionary pages on the string columns
     whose values repeat, and a predictions table's models in the footer (MODELS_KEY)."""
@@ -227,7 +218,7 @@ class PredictionStore:
     ) -> str:
         """Put the batch (features first, so predictions never point at absent features)."""
         if self.store_features and features:
-            data = parquet_bytes(pa.concat_tables(features, promote_options="permissive"))
+            data = parquet_bytes(concat_features(features))
             key = batch_key(FEATURES, self.topic, partition, first_offset, first_event_ms)
             self.store.put(key, data)
         table = pa.concat_tables(tables)

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shadow.envelope import Envelope
-from shadow.errors import ModelError
+from shadow.errors import ModelError, ModelTimeout, ScoringStopped
 from shadow.modelcard import ModelCard, sha256_of
+from shadow.watchdog import WATCHDOG
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -38,6 +39,9 @@ _pool_lock = threading.Lock()
 _pool_threads: int | None = None
 
 _NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "bool": np.bool_}
+
+DEFAULT_TIMEOUT_S = 60.0
+"""Deadline of one scoring call outside the worker (which passes worker.model_timeout_ms)."""
 
 
 @dataclass(frozen=True)
@@ -88,11 +92,19 @@ def create_session(model_id: str, data: bytes, intra_op_threads: int = 1) -> Any
 
 
 class OnnxScorer:
-    """Scores batches of envelopes with one model; a failing batch raises ModelError."""
+    """Scores batches of envelopes with one model; a failing batch raises ModelError, one that
+    overruns ``timeout_s`` is ended by the watchdog and raises ModelTimeout."""
 
-    def __init__(self, card: ModelCard, path: Path, intra_op_threads: int = 1) -> None:
+    def __init__(
+        self,
+        card: ModelCard,
+        path: Path,
+        intra_op_threads: int = 1,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         self.card = card
         self.model_id = card.model_id
+        self.timeout_s = timeout_s
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
@@ -130,12 +142,21 @@ class OnnxScorer:
         if n == 0:
             return ScoreBatch(np.empty(0, dtype=np.float64), 0.0, 0)
         feeds, missing = self._feeds(frame)
-        try:
-            outputs = self._session.run([self.card.score_output], feeds)
-        except Exception as exc:  # noqa: BLE001 - any failure fails this model's batch only
-            raise ModelError(self.model_id, f"scoring failed: {_first_line(exc)}") from None
+        outputs = self._run(feeds)
         scores = _positive_scores(self.model_id, outputs[0], n)
         return ScoreBatch(scores, time.perf_counter() - started, missing)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> Any:
+        """One session call under the watchdog's deadline."""
+        with WATCHDOG.guard(self.timeout_s) as run:
+            try:
+                return self._session.run([self.card.score_output], feeds, run.options)
+            except Exception as exc:  # noqa: BLE001 - any failure fails this model's batch only
+                if run.ended == "shutdown":
+                    raise ScoringStopped(self.model_id, "scoring ended: shutting down") from None
+                if run.ended is not None:
+                    raise ModelTimeout(self.model_id, _ended(self.timeout_s)) from None
+                raise ModelError(self.model_id, f"scoring failed: {_first_line(exc)}") from None
 
     def _feeds(self, frame: FeatureFrame) -> tuple[dict[str, np.ndarray], int]:
         features = self.card.features
@@ -258,6 +279,10 @@ def _positive_scores(model_id: str, output: Any, n: int) -> np.ndarray:
             model_id, f"returned {array.dtype} of shape {np.shape(output)} for {n} rows"
         )
     return array.astype(np.float64, copy=False)
+
+
+def _ended(timeout_s: float) -> str:
+    return f"scoring ended after {timeout_s * 1000:.0f} ms (worker.model_timeout_ms)"
 
 
 def _first_line(exc: Exception) -> str:

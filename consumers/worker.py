@@ -24,6 +24,7 @@ from consumers.ingest import Chunk, split_batch
 from consumers.metrics import WorkerMetrics
 from consumers.offsets import PartitionControl
 from shadow.errors import EnvelopeError, ScoringStopped
+from shadow.kafka_logs import KAFKA_LOG
 from shadow.prediction_store import PredictionStore
 from shadow.scorer import FeatureFrame
 
@@ -170,6 +171,7 @@ class ShadowWorker(FlushAndCommit):
                 self.buffers.pop(buffer.partition)
                 self.flusher.submit(buffer)
         self.candidates.maybe_reload(now)
+        KAFKA_LOG.tick()
         return len(messages)
 
     def _ingest(self, messages: list[Any]) -> None:

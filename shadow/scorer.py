@@ -218,8 +218,10 @@ class FeatureFrame:
     def _gather(self, names: list[str], kind: str) -> None:
         pick = operator.itemgetter(*names)
         try:
-            # numpy turns None into NaN; one conversion for the whole (rows, names) block
-            block = np.array([pick(row) for row in self.rows], dtype=_NUMPY_TYPES[kind])
+            # numpy turns None into NaN; one conversion for the whole (rows, names) block; a
+            # value beyond float32 becomes infinity (consumers.feature_check refuses it)
+            with np.errstate(over="ignore"):
+                block = np.array([pick(row) for row in self.rows], dtype=_NUMPY_TYPES[kind])
         except (KeyError, TypeError, ValueError, OverflowError):
             return  # an absent feature or a value of the wrong type: built column by column
         if block.shape != (len(self.rows), len(names)):
@@ -240,7 +242,8 @@ def _column(values: list[Any], kind: str) -> tuple[np.ndarray, int]:
     fill = math.nan if floats else 0
     try:
         # numpy turns None into NaN for float columns; other types get the fill value first
-        column = np.array(values if floats else _filled(values, fill), dtype=dtype)
+        with np.errstate(over="ignore"):
+            column = np.array(values if floats else _filled(values, fill), dtype=dtype)
         filled = 0 if floats else values.count(None)
     except (TypeError, ValueError, OverflowError):
         # a value of the wrong type (a string where a number belongs, an integer too large for

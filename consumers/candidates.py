@@ -267,12 +267,15 @@ def _single_request_us(scorer: Scorer, envelope: Envelope) -> float | None:
 
 
 def _checked(scores: Any, n: int) -> np.ndarray:
-    """The scores as float64 (n,), or ValueError when the model returned garbage."""
+    """The scores as float64 (n,), or ValueError when the model returned garbage: the wrong
+    count, nothing finite, or finite scores outside [0, 1]. Some non-finite scores (a gap in
+    one transaction's inputs) stay: those rows become error rows, not the whole batch."""
     values = np.asarray(scores, dtype=np.float64).reshape(-1)
     if values.shape != (n,):
         raise ValueError(f"returned {values.size} scores for {n} transactions")
-    if not np.isfinite(values).all():
+    finite = values[np.isfinite(values)]
+    if values.size and not finite.size:
         raise ValueError("returned non-finite scores")
-    if values.size and (values.min() < 0.0 or values.max() > 1.0):
+    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
         raise ValueError("returned scores outside [0, 1]")
     return values

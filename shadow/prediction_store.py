@@ -109,11 +109,7 @@ def _candidate_rows(keys: ChunkKeys, result: ModelScores) -> pa.Table:
         decision = pa.nulls(n, pa.string())
         error = pa.array([result.error or "failed"] * n, pa.string())
     else:
-        values = np.asarray(result.scores, dtype=np.float64)
-        score = pa.array(values, pa.float64())
-        alerts = values >= result.threshold
-        decision = pa.array(np.where(alerts, DECISION_ALERT, DECISION_PASS), pa.string())
-        error = pa.nulls(n, pa.string())
+        score, decision, error = _scored(np.asarray(result.scores, dtype=np.float64), result)
     latency = pa.array(np.full(n, result.latency_us, dtype=np.float32))
     probe = result.request_latency_us
     request = pa.nulls(n, pa.float32())
@@ -121,6 +117,29 @@ def _candidate_rows(keys: ChunkKeys, result: ModelScores) -> pa.Table:
         request = pa.array([probe] + [None] * (n - 1), pa.float32())
     return _assemble(
         keys, result.model_id, ROLE_CANDIDATE, score, decision, (latency, request), error
+    )
+
+
+NON_FINITE_SCORE = "the model returned a non-finite score for this transaction"
+
+
+def _scored(values: np.ndarray, result: ModelScores) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Score, decision and error columns; a row the model answered NaN or infinity for (its
+    input had a gap the model does not handle) is an error row, not the batch."""
+    alerts = values >= result.threshold
+    decision = np.where(alerts, DECISION_ALERT, DECISION_PASS)
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return (
+            pa.array(values, pa.float64()),
+            pa.array(decision, pa.string()),
+            pa.nulls(len(values), pa.string()),
+        )
+    errors = np.where(bad, NON_FINITE_SCORE, None)
+    return (
+        pa.array(values, pa.float64(), mask=bad),
+        pa.array(decision, pa.string(), mask=bad),
+        pa.array(errors, pa.string()),
     )
 
 

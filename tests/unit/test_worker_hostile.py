@@ -263,3 +263,17 @@ def test_records_at_the_edges_never_reach_a_stored_row(models) -> None:
     assert _stored_offsets(store) == [4] and consumer.committed == {0: 5}
     (table,) = store.tables("predictions")
     assert {t.year for t in table.column("event_time").to_pylist()} == {2026}
+
+
+def test_a_gap_one_model_answers_nan_for_is_an_error_row_not_a_failed_batch(models) -> None:
+    # amount null reaches the models as NaN and their scores are NaN for that row only: once,
+    # that failed the model's whole batch, and a few such records unloaded it
+    rows = [dict(GOOD) for _ in range(4)]
+    rows[1]["amount"] = None
+    consumer, store, _ = _run(rows, models, max_model_failures=1)
+    table = pa.concat_tables(store.tables("predictions"))
+    cols = table.filter(pa.compute.equal(table.column("model_id").cast(pa.string()), "cols@1"))
+    assert cols.column("kafka_offset").to_pylist() == [0, 1, 2, 3]
+    assert [e is None for e in cols.column("error").to_pylist()] == [True, False, True, True]
+    assert cols.column("score").null_count == 1 and consumer.committed == {0: 4}
+    assert all(c.failures_in_row == 0 for c in models)

@@ -115,7 +115,8 @@ class WorkerSettings(_Section):
     intra_op_threads: int = Field(default=1, gt=0)
     """ONNX Runtime threads per process (one shared pool for all models)."""
     worker_id: str | None = None
-    """Name in the predictions' worker_id column; unset means host-pid."""
+    """Name in the predictions' worker_id column and in the worker's temp files (an earlier run
+    with the same id owns them); unset means host-pid. No two running workers may share one."""
     consumer_config: dict[str, str] = Field(default_factory=dict)
     """librdkafka overrides for the worker's consumer."""
     # -- bounds on hostile input and faults (README "Hostile input") --

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from worker_fakes import (
     TOPIC,
@@ -102,12 +102,59 @@ def envelopes(draw: st.DrawFn) -> dict:
     return record
 
 
+VALID_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    _EDGE_FLOATS,
+    st.text(max_size=30),
+)
+
+
+@st.composite
+def valid_envelopes(draw: st.DrawFn) -> dict:
+    """A well-formed envelope whose features take any valid type: the models' inputs and the
+    features dataset meet every mix of kinds, across records of one batch."""
+
+    # mostly what the models take (a record they cannot take is refused as feature_type); the
+    # features no model takes carry every mix of kinds
+    def pick(usual: st.SearchStrategy) -> object:
+        return draw(VALID_SCALARS if draw(st.integers(0, 9)) == 0 else usual)
+
+    features = {
+        "amount": pick(st.floats(-1e6, 1e6) | st.integers(-(2**53), 2**53)),
+        "merchant_category": pick(st.sampled_from(["5411", "7995", 5411, None])),
+        "device_risk": pick(st.floats(0, 1)),
+        "ip_risk": pick(st.floats(0, 1)),
+    }
+    extra = st.dictionaries(st.sampled_from(["country", "seen", "n", "Note", "é"]), VALID_SCALARS)
+    features.update(draw(extra))
+    for name in draw(st.lists(st.sampled_from(list(features)), max_size=3, unique=True)):
+        del features[name]
+    return {
+        "schema": 1,
+        "txn_id": draw(st.text(min_size=1, max_size=20)),
+        "event_time": draw(st.integers(946_684_800_000, 4_102_444_800_000 - 1)),
+        "live": {
+            "model_id": "fraud@7",
+            "score": draw(st.floats(0, 1)),
+            "decision": "pass",
+            "latency_ms": draw(st.floats(0, 50)),
+        },
+        "features": features,
+    }
+
+
 @st.composite
 def records(draw: st.DrawFn) -> tuple[int, bytes | None, bytes | None]:
-    """(partition, key, value): an encoded envelope, a deep or huge one, or any bytes."""
+    """(partition, key, value): a valid envelope with features of any type, a hostile one, a
+    deep or huge one, or any bytes."""
     partition = draw(st.integers(0, 2))
-    kind = draw(st.sampled_from(["envelope"] * 6 + ["deep", "huge", "bytes", "empty"]))
-    envelope = draw(envelopes())
+    kind = draw(
+        st.sampled_from(["valid"] * 6 + ["envelope"] * 3 + ["deep", "huge", "bytes", "empty"])
+    )
+    envelope = draw(valid_envelopes() if kind == "valid" else envelopes())
     if kind == "deep":
         depth = draw(st.integers(60, 3000))
         value = json.dumps({**envelope, "features": "X"}).replace('"X"', "[" * depth + "]" * depth)
@@ -149,7 +196,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> list:
     ],
 )
 @given(
-    batch=st.lists(records(), min_size=1, max_size=25),
+    batch=st.lists(records(), min_size=3, max_size=25),
     store_features=st.booleans(),
     flush_records=st.integers(1, 30),
     outage=st.sampled_from([0, 0, 0, 0, 0, 1]),
@@ -183,6 +230,9 @@ def test_no_record_is_lost_or_committed_unstored(
     assert consumer.committed == {p: consumer.high[p] for p in consumer.high}
     for rows in stored.values():
         assert rows == len(models) + 1  # every candidate (score or error) and the live row
+    event(f"records stored: {'some' if stored else 'none'}")
+    for reason in set(refused.values()):
+        event(f"refused as {reason}")
 
 
 def _stored(store: MemoryStore, features: bool) -> dict[tuple[int, int], int]:

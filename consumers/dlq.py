@@ -116,25 +116,25 @@ class DeadLetters:
         from confluent_kafka import KafkaException
 
         full = 0
-        while full < 2 and letter.value:
+        while True:
             try:
                 self._enqueue(letter)
                 return
             except BufferError:  # the local queue is full: serve deliveries once, then keep it
                 full += 1
+                if full > 1:
+                    break
                 self.producer.poll(0.5)
             except KafkaException as exc:
-                if _code_name(exc.args[0]) not in _TOO_LARGE:
-                    logger.warning("dead letter not produced, kept to retry: %s", exc.args[0])
+                if _code_name(exc.args[0]) not in _TOO_LARGE or not letter.value:
+                    logger.warning(
+                        "dead letter of partition %d offset %d kept to retry: %s",
+                        letter.partition,
+                        letter.offset,
+                        exc.args[0],
+                    )
                     break
-                letter = _halved(letter)
-        else:
-            if not letter.value:  # cut to nothing: nothing is left to be too large
-                try:
-                    self._enqueue(letter)
-                    return
-                except (BufferError, KafkaException):
-                    pass
+                letter = _halved(letter)  # cut to nothing at last: it ends
         self._failed[letter.partition].append(letter)
 
     def _enqueue(self, letter: DeadLetter) -> None:

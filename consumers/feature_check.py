@@ -52,6 +52,9 @@ def check_features(
 ) -> dict[int, EnvelopeError]:
     """The rows (indexes into the frame) holding a feature value a model cannot take."""
     refused: dict[int, EnvelopeError] = {}
+    floats = {name: "float" for name, kinds in wanted.items() if "float" in kinds}
+    if floats:
+        frame.columns(floats)  # gathered in one pass; the models reuse these very columns
     for name, kinds in wanted.items():
         values = frame.values(name)
         present = set(map(type, values))

@@ -46,10 +46,13 @@ class Batch:
             return
         self.envelopes = []
         for chunk in self.chunks:
-            kept = [i for i in range(chunk.stop - chunk.start) if chunk.start + i not in errors]
-            for i in range(chunk.stop - chunk.start):
-                if chunk.start + i in errors:
-                    self.refused.append((chunk.messages[i], errors[chunk.start + i]))
+            kept = []
+            for i, message in enumerate(chunk.messages):
+                error = errors.get(chunk.start + i)
+                if error is None:
+                    kept.append(i)
+                else:
+                    self.refused.append((message, error))
             chunk.envelopes = [chunk.envelopes[i] for i in kept]
             chunk.offsets = [chunk.offsets[i] for i in kept]
             chunk.messages = [chunk.messages[i] for i in kept]

@@ -249,7 +249,9 @@ def _column(values: list[Any], kind: str) -> tuple[np.ndarray, int]:
         # a value of the wrong type (a string where a number belongs, an integer too large for
         # the column) is filled like a gap
         usable = [_fits(v, dtype) for v in values]
-        column = np.array([v if ok else fill for v, ok in zip(values, usable, strict=True)], dtype)
+        with np.errstate(over="ignore"):
+            picked = [v if ok else fill for v, ok in zip(values, usable, strict=True)]
+            column = np.array(picked, dtype)
         filled = usable.count(False)
     # a float column's gaps are its NaNs: None, wrong types, and NaN itself
     return column, int(np.count_nonzero(np.isnan(column))) if floats else filled
@@ -264,10 +266,11 @@ def _fits(value: Any, dtype: type) -> bool:
     if value is None:
         return False
     try:
-        np.array(value, dtype=dtype)
+        with np.errstate(over="ignore"):
+            cast = np.array(value, dtype=dtype)
     except (TypeError, ValueError, OverflowError):
         return False
-    return True
+    return not (cast.dtype.kind == "f" and np.isinf(cast))  # beyond the type's range
 
 
 def _positive_scores(model_id: str, output: Any, n: int) -> np.ndarray:

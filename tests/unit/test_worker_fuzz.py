@@ -256,3 +256,26 @@ def _stored(store: MemoryStore, features: bool) -> dict[tuple[int, int], int]:
     else:
         assert not store.list("features/")
     return counts
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.dictionaries(
+            st.sampled_from(["amount", "device_risk", "ip_risk", "merchant_category", "other"]),
+            st.one_of(SCALARS, st.integers(min_value=10**20, max_value=10**400)),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_the_scorer_never_fails_a_batch_for_its_inputs_types(models, rows) -> None:
+    """A string where a model wants a float, a bool, an integer too large for any type, a
+    string too long: the scorer fills what it cannot use and scores the batch (it is handed
+    what the worker refuses too, e.g. by a canary or a bench)."""
+    from shadow.scorer import FeatureFrame
+
+    frame = FeatureFrame(rows)
+    for candidate in models:
+        batch = candidate.scorer.score_columns(frame)
+        assert batch.scores.shape == (len(rows),)

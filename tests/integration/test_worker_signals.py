@@ -194,7 +194,10 @@ def test_sigterm_with_the_broker_gone_mid_run_then_nothing_lost(
 
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic("gone", 2, 1)])["gone"].result(30)
-        config = _config(tmp_path, bootstrap, "gone", unique_group, flush_seconds=30.0)
+        # nothing flushed before the broker goes: the buffers hold every record
+        config = _config(
+            tmp_path, bootstrap, "gone", unique_group, flush_seconds=30.0, flush_records=5000
+        )
         _register(load_settings(config), tmp_path, ("cols", "columns"))
         records = envelopes(1000, seed=57)
         produce(bootstrap, "gone", records)
@@ -206,7 +209,9 @@ def test_sigterm_with_the_broker_gone_mid_run_then_nothing_lost(
         code, took = worker.terminate()
         assert code in (0, 3) and took < BOUND_S, (code, took, worker.text()[-2000:])
         kafka.resume()
+        assert committed(bootstrap, unique_group, "gone", 2) == {0: -1001, 1: -1001}
         again = Worker(config, tmp_path / "gone-again.log")
+        again.wait_for("subscribed to")
         wait_until(all_committed(bootstrap, unique_group, "gone", 2), 120, "all committed")
         again.terminate()
     finally:

@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from shadow.errors import ShadowError
+from consumers.feature_check import check_features, wanted_types
+from shadow.errors import ModelTimeout, ScoringStopped, ShadowError
 from shadow.prediction_store import ModelScores
 from shadow.scorer import FeatureFrame
 
 if TYPE_CHECKING:
     from consumers.metrics import WorkerMetrics
     from shadow.envelope import Envelope
+    from shadow.errors import EnvelopeError
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ class Candidate:
     batches: int = 0
     errors: int = 0
     next_probe: float = 0.0
+    overran: bool = False
+    """Its last failed batch was ended by the watchdog (worker.model_timeout_ms)."""
 
 
 class ModelSource(Protocol):
@@ -81,6 +85,7 @@ class CandidateSet:
         self.reload_seconds = reload_seconds
         self.metrics = metrics
         self._models: dict[str, Candidate] = {}
+        self._wanted: dict[str, frozenset[str]] = {}
         self._evicted: set[str] = set()
         self._lock = threading.Lock()
         self._next_reload = 0.0
@@ -124,14 +129,23 @@ class CandidateSet:
         logger.info("model %s unloaded: %s", model_id, why)
 
     def _loaded_changed(self) -> None:
+        cards = [getattr(c.scorer, "card", None) for c in self.loaded()]
+        self._wanted = wanted_types([card.features for card in cards if card is not None])
         if self.metrics is not None:
             self.metrics.models_loaded.set(len(self._models))
 
-    def score(self, envelopes: Sequence[Envelope]) -> list[ModelScores]:
+    def check(self, frame: FeatureFrame) -> dict[int, EnvelopeError]:
+        """The rows of a batch holding a feature a loaded model cannot take (feature_type)."""
+        return check_features(frame, self._wanted)
+
+    def score(
+        self, envelopes: Sequence[Envelope], frame: FeatureFrame | None = None
+    ) -> list[ModelScores]:
         """Every loaded model's scores for the batch; a failing model gets an error instead.
 
-        The batch's feature columns are gathered once and shared by every model."""
-        frame = FeatureFrame.of(envelopes)
+        The batch's feature columns are gathered once (``frame``, if given, holds them
+        already) and shared by every model."""
+        frame = frame if frame is not None else FeatureFrame.of(envelopes)
         results = [self._score_one(c, envelopes, frame) for c in list(self._models.values())]
         for candidate in [c for c in self._models.values() if c.failures_in_row]:
             if candidate.failures_in_row >= self.max_failures:
@@ -147,6 +161,8 @@ class CandidateSet:
         try:
             answer = by_columns(frame) if by_columns else candidate.scorer.score(envelopes)
             scores = _checked(answer.scores, n)
+        except ScoringStopped:
+            raise  # shutting down: not the model's failure, the batch is left for replay
         except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
             return self._failed(candidate, exc, time.perf_counter() - start)
         seconds = time.perf_counter() - start
@@ -179,12 +195,17 @@ class CandidateSet:
             candidate.failures_in_row,
             error[:200],
         )
+        candidate.overran = isinstance(exc, ModelTimeout)
         if self.metrics is not None:
             self.metrics.model_errors.labels(candidate.model_id).inc()
+            if isinstance(exc, ModelTimeout):
+                self.metrics.model_timeouts.labels(candidate.model_id).inc()
         return ModelScores(candidate.model_id, candidate.threshold, None, 0.0, error[:500])
 
     def _evict(self, candidate: Candidate) -> None:
         reason = f"failed {candidate.failures_in_row} batches in a row"
+        if candidate.overran:
+            reason += ", the last one overran worker.model_timeout_ms"
         self._evicted.add(candidate.model_id)
         self._unload(candidate.model_id, reason)
         try:
@@ -248,12 +269,15 @@ def _single_request_us(scorer: Scorer, envelope: Envelope) -> float | None:
 
 
 def _checked(scores: Any, n: int) -> np.ndarray:
-    """The scores as float64 (n,), or ValueError when the model returned garbage."""
+    """The scores as float64 (n,), or ValueError when the model returned garbage: the wrong
+    count, nothing finite, or finite scores outside [0, 1]. Some non-finite scores (a gap in
+    one transaction's inputs) stay: those rows become error rows, not the whole batch."""
     values = np.asarray(scores, dtype=np.float64).reshape(-1)
     if values.shape != (n,):
         raise ValueError(f"returned {values.size} scores for {n} transactions")
-    if not np.isfinite(values).all():
+    finite = values[np.isfinite(values)]
+    if values.size and not finite.size:
         raise ValueError("returned non-finite scores")
-    if values.size and (values.min() < 0.0 or values.max() > 1.0):
+    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
         raise ValueError("returned scores outside [0, 1]")
     return values

@@ -20,10 +20,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Slot:
-    """A partition's batch being written (future set) or waiting to be retried (future None)."""
+    """A partition's batch being written (future set) or waiting to be retried (future None):
+    its write again, or only its commit when ``stored`` (the object exists already)."""
 
     buffer: PartitionBuffer
     future: Future[None] | None
+    stored: bool = False
 
 
 class Flusher:
@@ -41,29 +43,40 @@ class Flusher:
         self._slots[buffer.partition] = Slot(buffer, self._pool.submit(self._write, buffer))
 
     def finished(self, now: float) -> list[tuple[PartitionBuffer, BaseException | None]]:
-        """Writes that ended since the last call, with their error; retries those now due."""
+        """Writes that ended since the last call, with their error; retries those now due (a
+        stored batch whose commit failed comes back as ended, unwritten, to commit again)."""
         ended = []
         for slot in list(self._slots.values()):
             if slot.future is None:
-                if now >= slot.buffer.retry_at:
+                if now < slot.buffer.retry_at:
+                    continue
+                if slot.stored:
+                    ended.append((slot.buffer, None))
+                else:
                     slot.future = self._pool.submit(self._write, slot.buffer)
             elif slot.future.done():
                 ended.append((slot.buffer, slot.future.exception()))
         return ended
 
-    def hold(self, partition: int) -> None:
-        """Keep a failed batch in its slot; finished() retries it once its retry_at passes."""
-        self._slots[partition].future = None
+    def hold(self, partition: int, stored: bool = False) -> None:
+        """Keep a batch in its slot; finished() retries it once its retry_at passes: its write,
+        or, ``stored``, only its commit."""
+        slot = self._slots[partition]
+        slot.future = None
+        slot.stored = slot.stored or stored
 
     def release(self, partition: int) -> PartitionBuffer | None:
         slot = self._slots.pop(partition, None)
         return slot.buffer if slot else None
 
     def wait(self, partition: int) -> tuple[PartitionBuffer | None, BaseException | None]:
-        """The partition's batch once its write ended (None if none); a held one is an error."""
+        """The partition's batch once its write ended (None if none); a held one is an error
+        unless it is stored (then only its commit is left)."""
         slot = self._slots.get(partition)
         if slot is None:
             return None, None
+        if slot.stored:
+            return slot.buffer, None
         if slot.future is None:
             return slot.buffer, RuntimeError("its last write failed")
         return slot.buffer, slot.future.exception()

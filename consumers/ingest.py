@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from shadow.envelope import Envelope, decode
+from shadow.envelope import EVENT_TIME_RANGE, Envelope, decode
 from shadow.errors import EnvelopeError
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ class Chunk:
     consumed: int = 0
     envelopes: list[Envelope] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
+    messages: list[Any] = field(default_factory=list)
     start: int = 0
     stop: int = 0
 
@@ -39,8 +40,37 @@ class Batch:
     chunks: list[Chunk] = field(default_factory=list)
     refused: list[tuple[Any, EnvelopeError]] = field(default_factory=list)
 
+    def refuse(self, errors: dict[int, EnvelopeError]) -> None:
+        """Move the envelopes at these indexes (of ``envelopes``) to the refused records."""
+        if not errors:
+            return
+        self.envelopes = []
+        for chunk in self.chunks:
+            kept = []
+            for i, message in enumerate(chunk.messages):
+                error = errors.get(chunk.start + i)
+                if error is None:
+                    kept.append(i)
+                else:
+                    self.refused.append((message, error))
+            chunk.envelopes = [chunk.envelopes[i] for i in kept]
+            chunk.offsets = [chunk.offsets[i] for i in kept]
+            chunk.messages = [chunk.messages[i] for i in kept]
+            _place(self, chunk)
 
-def split_batch(messages: list[Any], topic: str, max_bytes: int) -> Batch:
+
+def _place(batch: Batch, chunk: Chunk) -> None:
+    chunk.start = len(batch.envelopes)
+    batch.envelopes.extend(chunk.envelopes)
+    chunk.stop = len(batch.envelopes)
+
+
+def split_batch(
+    messages: list[Any],
+    topic: str,
+    max_bytes: int,
+    event_times: tuple[int, int] = EVENT_TIME_RANGE,
+) -> Batch:
     """Decode each record once; group the good ones by partition, keep the bad ones apart."""
     batch = Batch()
     chunks: dict[int, Chunk] = {}
@@ -55,16 +85,15 @@ def split_batch(messages: list[Any], topic: str, max_bytes: int) -> Batch:
         chunk.last_offset = offset
         chunk.consumed += 1
         try:
-            envelope = decode(message.value(), message.key(), max_bytes)
+            envelope = decode(message.value(), message.key(), max_bytes, event_times)
         except EnvelopeError as exc:
             batch.refused.append((message, exc))
             continue
         chunk.envelopes.append(envelope)
         chunk.offsets.append(offset)
+        chunk.messages.append(message)
     for chunk in chunks.values():
-        chunk.start = len(batch.envelopes)
-        batch.envelopes.extend(chunk.envelopes)
-        chunk.stop = len(batch.envelopes)
+        _place(batch, chunk)
         batch.consumed += chunk.consumed
     batch.chunks = list(chunks.values())
     return batch

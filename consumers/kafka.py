@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.dlq import DeadLetters
+from consumers.dlq import DEFAULT_MAX_BYTES, DeadLetters
 from shadow.clients import base_config, ensure_topic, new_client
 from shadow.settings import Settings
 
@@ -43,4 +43,6 @@ def make_dead_letters(settings: Settings) -> DeadLetters:
     config = base_config(settings.kafka)
     config.update({"enable.idempotence": True, "acks": "all", "linger.ms": 5})
     scrub = settings.tap.card_guard != "warn"
-    return DeadLetters(new_client(Producer, config), settings.kafka.dlq, scrub)
+    # originals larger than one produce request may carry are truncated to fit it
+    max_bytes = int(config.get("message.max.bytes", DEFAULT_MAX_BYTES))
+    return DeadLetters(new_client(Producer, config), settings.kafka.dlq, max_bytes, scrub)

@@ -32,6 +32,17 @@ class WorkerMetrics:
             ["model_id"],
             registry=r,
         )
+        self.model_timeouts = Counter(
+            "shadow_worker_model_timeouts",
+            "Batches a model did not score within worker.model_timeout_ms (ended by the watchdog).",
+            ["model_id"],
+            registry=r,
+        )
+        self.commit_failures = Counter(
+            "shadow_worker_commit_failures",
+            "Commits of a stored batch that failed and were retried (the object is not rewritten).",
+            registry=r,
+        )
         self.dlq = Counter(
             "shadow_worker_dlq", "Records sent to the dead-letter topic.", ["reason"], registry=r
         )

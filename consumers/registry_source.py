@@ -47,7 +47,8 @@ class RegistryModels:
             raise ModelError(model_id, "the card has no canary score to check health against")
         path = self.registry.fetch(model_id, self.settings.registry.model_cache)
         # OnnxScorer checks the sha256 of the very bytes it builds the session from
-        scorer = OnnxScorer(card, path, self.settings.worker.intra_op_threads)
+        worker = self.settings.worker
+        scorer = OnnxScorer(card, path, worker.intra_op_threads, worker.model_timeout_ms / 1000)
         return Candidate(model_id, scorer, card.threshold, card.canary_score, card.sha256)
 
     def report_failed(self, model_id: str, reason: str) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from shadow.errors import ShadowError
 from shadow.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def serve(settings: Settings) -> None:
     """Run a worker with its HTTP endpoints until SIGTERM/SIGINT (the `shadow worker` body)."""
     from consumers.http import WorkerHttp
     from consumers.probes import WorkerProbes
+    from consumers.shutdown import Interrupted
     from consumers.worker import ShadowWorker
 
     worker = ShadowWorker(settings)
@@ -26,6 +31,8 @@ def serve(settings: Settings) -> None:
     http.start()
     try:
         worker.run()
+    except Interrupted as exc:
+        logger.info("%s: nothing was consumed yet", exc)
     finally:
         http.stop()
 

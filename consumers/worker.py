@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from consumers.buffers import PartitionBuffer, PartitionBuffers
+from consumers.buffers import PartitionBuffers
+from consumers.chunk_rows import ChunkRows
+from consumers.committing import FlushAndCommit
 from consumers.flusher import Flusher
 from consumers.ingest import Chunk, split_batch
 from consumers.metrics import WorkerMetrics
 from consumers.offsets import PartitionControl
-from shadow.errors import ShadowError
-from shadow.prediction_store import PredictionStore, chunk_keys, features_table, prediction_table
+from shadow.errors import EnvelopeError, ScoringStopped
+from shadow.kafka_logs import KAFKA_LOG
+from shadow.prediction_store import PredictionStore
 from shadow.redaction import Redactor
+from shadow.scorer import FeatureFrame
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,7 +46,7 @@ LAG_REFRESH_S = 10.0
 """How often the lag gauge of every assigned partition is read again from the broker."""
 
 
-class ShadowWorker:
+class ShadowWorker(FlushAndCommit):
     """One worker process of the consumer group `worker.group_id`."""
 
     def __init__(
@@ -67,11 +70,14 @@ class ShadowWorker:
         candidates.metrics = candidates.metrics or self.metrics
         self.candidates = candidates
         self.writer = PredictionStore(
-            store or open_store(settings.store), self.topic, self.conf.store_features
+            store or open_store(settings.store, self.worker_id),
+            self.topic,
+            self.conf.store_features,
         )
         self.publish = publish
         # records from any producer may carry card data the tap would have caught
-        self.guard = Redactor.downstream(settings.tap) if self.conf.store_features else None
+        guard = Redactor.downstream(settings.tap) if self.conf.store_features else None
+        self.rows = ChunkRows(self.worker_id, self.conf.store_features, guard and guard.redact)
         self.buffers = PartitionBuffers()
         self.flusher = Flusher(self._write)
         self.assigned: set[int] = set()
@@ -80,6 +86,8 @@ class ShadowWorker:
         self.last_turn = time.monotonic()
         self._next_lag = 0.0
         self._stopping = threading.Event()
+        self.started = threading.Event()
+        """Set once the worker has subscribed (before it, a signal just ends the start-up)."""
         self.consumer: Any = None
         self.control: PartitionControl = PartitionControl(None, self.topic, self.metrics)
         self.dlq: DeadLetters | None = None
@@ -92,12 +100,20 @@ class ShadowWorker:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the candidates, connect, subscribe."""
+        """Sweep stale temp files, load the candidates, connect, subscribe."""
         from consumers.kafka import make_consumer, make_dead_letters
 
+        sweep = getattr(self.writer.store, "sweep_temp", None)
+        if sweep is not None:
+            sweep()
         self.candidates.maybe_reload()
-        self.dlq = make_dead_letters(self.settings)
-        self.consumer = make_consumer(self.settings, self.worker_id)
+        self.attach(make_consumer(self.settings, self.worker_id), make_dead_letters(self.settings))
+
+    def attach(self, consumer: Any, dlq: DeadLetters) -> None:
+        """Subscribe through this consumer and refuse records to this DLQ (start() makes the
+        real ones; tests hand in their own)."""
+        self.dlq = dlq
+        self.consumer = consumer
         self.control = PartitionControl(self.consumer, self.topic, self.metrics)
         self.consumer.subscribe(
             [self.topic],
@@ -105,6 +121,7 @@ class ShadowWorker:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        self.started.set()
         logger.info("worker %s subscribed to %s", self.worker_id, self.topic)
 
     def run(self) -> None:
@@ -130,8 +147,10 @@ class ShadowWorker:
         return self._stopping.is_set()
 
     def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+        """SIGTERM/SIGINT stop the worker within worker.shutdown_seconds (consumers.shutdown)."""
+        from consumers.shutdown import Shutdown
+
+        Shutdown(self.stop, self.started, self.conf.shutdown_seconds).install()
 
     def close(self) -> None:
         """Graceful end: finish every write, flush and commit every buffer, leave the group."""
@@ -148,11 +167,6 @@ class ShadowWorker:
             self.publish.close()  # type: ignore[union-attr]
         logger.info("worker %s left the group", self.worker_id)
 
-    def drain(self) -> None:
-        """Finish every write in flight, then store and commit every buffer now."""
-        for partition in sorted(set(self.flusher.partitions()) | set(self.buffers.partitions())):
-            self._flush_final(partition)
-
     # -- the loop ----------------------------------------------------------------------------
 
     def step(self) -> int:
@@ -160,7 +174,12 @@ class ShadowWorker:
         self.last_turn = time.monotonic()
         messages = self.consumer.consume(self.conf.batch_size, self.conf.poll_timeout_s)
         if messages:
-            self._ingest(messages)
+            try:
+                self._ingest(messages)
+            except ScoringStopped:
+                # nothing of this batch was buffered: its offsets stay uncommitted for replay
+                logger.info("shutting down: the batch being scored is left for replay")
+                return 0
         now = time.monotonic()
         if now >= self._next_lag:
             self._next_lag = now + LAG_REFRESH_S
@@ -171,116 +190,54 @@ class ShadowWorker:
                 self.buffers.pop(buffer.partition)
                 self.flusher.submit(buffer)
         self.candidates.maybe_reload(now)
+        KAFKA_LOG.tick()
         return len(messages)
 
     def _ingest(self, messages: list[Any]) -> None:
-        assert self.dlq is not None
-        batch = split_batch(messages, self.topic, self.settings.tap.max_envelope_bytes)
+        batch = split_batch(
+            messages, self.topic, self.settings.tap.max_envelope_bytes, self.conf.event_times
+        )
         self.metrics.consumed.inc(batch.consumed)
+        frame = FeatureFrame.of(batch.envelopes)
+        wrong = self.candidates.check(frame)  # feature types the models cannot take
+        if wrong:
+            batch.refuse(wrong)
+            frame = FeatureFrame.of(batch.envelopes)
         for message, error in batch.refused:
-            self.dlq.send(self.topic, message, error)
-            self.metrics.dlq.labels(error.reason).inc()
-        results = self.candidates.score(batch.envelopes) if batch.envelopes else []
+            self._refuse(message, error)
+        results = self.candidates.score(batch.envelopes, frame) if batch.envelopes else []
         scored_at_us = time.time_ns() // 1000
         for chunk in batch.chunks:
             self._buffer(chunk, results, scored_at_us)
 
+    def _refuse(self, message: Any, error: EnvelopeError) -> None:
+        assert self.dlq is not None
+        self.dlq.send(self.topic, message, error)
+        self.metrics.dlq.labels(error.reason).inc()
+
     def _buffer(self, chunk: Chunk, results: list[Any], scored_at_us: int) -> None:
+        """Rows first, offsets after: a chunk whose rows cannot be built never counts as
+        consumed; one record that cannot be stored goes to the DLQ, the others are kept."""
+        try:
+            rows = self.rows.build(chunk, results, scored_at_us)
+        except Exception as exc:  # noqa: BLE001 - a defect met by some input: isolate it
+            logger.error(  # the type only: an Arrow message may quote a value
+                "%s[%d]@%d..%d rows failed (%s); storing them one by one",
+                self.topic,
+                chunk.partition,
+                chunk.first_offset,
+                chunk.last_offset,
+                type(exc).__name__,
+            )
+            rows = self.rows.build_each(chunk, results, scored_at_us, self._refuse)
         buffer = self.buffers.for_partition(chunk.partition, chunk.first_offset)
         buffer.add_offsets(chunk.first_offset, chunk.last_offset, chunk.consumed)
-        if not chunk.envelopes:
+        if rows is None:
             return
-        keys = chunk_keys(
-            chunk.envelopes, chunk.offsets, chunk.partition, self.worker_id, scored_at_us
-        )
-        mine = [r.sliced(chunk.start, chunk.stop) for r in results]
-        table = prediction_table(keys, chunk.envelopes, mine)
-        features = features_table(keys, chunk.envelopes, self.guard.redact) if self.guard else None
-        buffer.add_rows(table, features, chunk.envelopes[0].event_time)
+        table, features, first_event_ms = rows
+        buffer.add_rows(table, features, first_event_ms)
         if self.publish is not None:
             self.publish(chunk.partition, table)
-
-    # -- flush and commit --------------------------------------------------------------------
-
-    def _write(self, buffer: PartitionBuffer) -> None:
-        """Encode and put one partition batch (on the flusher's thread)."""
-        if not buffer.tables:
-            return
-        started = time.perf_counter()
-        self.writer.write(
-            buffer.partition,
-            buffer.first_offset,
-            buffer.first_event_ms or 0,
-            buffer.tables,
-            buffer.features,
-        )
-        self.metrics.flush_seconds.observe(time.perf_counter() - started)
-
-    def _finish_writes(self, now: float) -> None:
-        for buffer, error in self.flusher.finished(now):
-            if error is None:
-                error = self._commit_stored(buffer)
-            if error is None:
-                self.flusher.release(buffer.partition)
-                self.control.resume(buffer.partition)
-            else:
-                self._write_failed(buffer, error, now)
-
-    def _commit_stored(self, buffer: PartitionBuffer) -> ShadowError | None:
-        """Commit past a stored batch once its dead letters are acknowledged too."""
-        assert self.dlq is not None
-        try:
-            self.dlq.settle(buffer.partition)
-            # offsets only after the object exists: a crash before this line replays the batch
-            # into the same key
-            self.control.commit(buffer.partition, buffer.commit_offset)
-        except ShadowError as exc:
-            return exc
-        logger.info(
-            "%s[%d]@%d..%d stored and committed (%d records)",
-            self.topic,
-            buffer.partition,
-            buffer.first_offset,
-            buffer.last_offset,
-            buffer.records,
-        )
-        return None
-
-    def _write_failed(self, buffer: PartitionBuffer, error: BaseException, now: float) -> None:
-        """Pause the partition, keep the batch, retry with backoff; nothing is committed."""
-        if not isinstance(error, ShadowError):
-            raise error  # a defect, not an outage: crash, and the batch is replayed
-        self.metrics.flush_failures.inc()
-        delay = buffer.failed(now)
-        self.flusher.hold(buffer.partition)
-        self.control.pause(buffer.partition)
-        logger.warning(
-            "%s[%d]@%d flush failed, paused, retry in %.2fs: %s",
-            self.topic,
-            buffer.partition,
-            buffer.first_offset,
-            delay,
-            error,
-        )
-
-    def _flush_final(self, partition: int) -> None:
-        """Revoke or close: finish the write in flight, then store and commit the rest now;
-        after any failure everything left stays uncommitted, for the next owner to replay."""
-        held, error = self.flusher.wait(partition)
-        if held is not None and error is None:
-            error = self._commit_stored(held)
-        self.flusher.release(partition)
-        buffer = self.buffers.pop(partition)
-        if error is None and buffer is not None and buffer.records:
-            try:
-                self._write(buffer)
-            except ShadowError as exc:
-                error = exc
-            else:
-                error = self._commit_stored(buffer)
-        if error is not None:
-            self.metrics.flush_failures.inc()
-            logger.error("%s[%d] left uncommitted for replay: %s", self.topic, partition, error)
 
     # -- rebalance callbacks (run inside consume(), on this thread) --------------------------
 

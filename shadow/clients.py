@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from shadow.errors import ConfigError, ServiceError
+from shadow.kafka_logs import KAFKA_LOG
 from shadow.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -34,8 +35,10 @@ def base_config(kafka: KafkaSettings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap_servers(kafka),
         "security.protocol": kafka.security_protocol,
-        # librdkafka's own messages go through logging, not straight to stderr
-        "logger": logging.getLogger("shadow.librdkafka"),
+        # librdkafka's own messages go through logging, not straight to stderr: connection
+        # trouble as WARNING, each kind at most once per interval plus a count (KafkaLog)
+        "logger": KAFKA_LOG,
+        "error_cb": KAFKA_LOG.error,
     }
     if kafka.sasl_mechanism:
         config["sasl.mechanism"] = kafka.sasl_mechanism

@@ -19,6 +19,14 @@ The prediction record (``worker.predictions_topic``, read by the monitor), one p
 
 Kafka key = txn_id, Kafka timestamp = event_time. A candidate's score is null when it failed
 (error says why) or when it was not finite (error null: JSON has no NaN).
+
+Bounds (hostile input stops here, before anything is scored or stored): the value is at most
+``max_bytes``; nesting at most MAX_DEPTH levels anywhere (the contract itself needs two); feature
+values are scalars (``nested_feature`` otherwise); integers fit in int64, floats are finite;
+strings, feature names and the number of features have the lengths below (``too_long``);
+feature names are not the features dataset's own columns (``feature_name``); event_time lies in
+the range the caller gives (the worker's ``worker.event_time_min`` .. ``event_time_max``), at
+most the contract's EVENT_TIME_RANGE (``bad_event_time``).
 """
 
 from __future__ import annotations
@@ -37,13 +45,39 @@ SCHEMA_HEADER = "shadow-schema"
 HEADERS = [(SCHEMA_HEADER, b"1")]
 DEFAULT_MAX_BYTES = 64_000
 
+MAX_DEPTH = 64
+"""Deepest nesting of objects and arrays a value may have (unknown fields included)."""
+MAX_ID_CHARS = 256
+"""Longest txn_id, live.model_id and live.decision."""
+MAX_FEATURE_NAME_CHARS = 128
+MAX_FEATURE_CHARS = 4096
+"""Longest string feature value."""
+MAX_FEATURES = 512
+"""Most features one record may carry."""
+RESERVED_FEATURES = frozenset({"txn_id", "event_time", "date"})
+"""The features dataset's own columns (and its date= partition): no feature may be named so."""
+EVENT_TIME_RANGE = (1, 253_402_300_800_000)
+"""The contract's widest event_time range, epoch ms [start, end): after 1970-01-01, before
+the year 10000 (what every datetime type and date= partition can hold)."""
+
 FeatureValue = float | int | str | bool | None
 
 # JSON has no NaN or infinity and msgspec refuses numbers beyond float range ("Number out of
 # range"), so a decoded feature is finite already; the bounds restate it in the decoder's own C
 # loop, at no cost per feature, instead of a Python pass over every feature of every record.
+# Integers are bounded to int64 the same way (Parquet and the models hold nothing wider).
 _FINITE = msgspec.Meta(le=sys.float_info.max, ge=-sys.float_info.max)
-_DecodedFeature = Annotated[float, _FINITE] | int | str | bool | None
+_INT64 = msgspec.Meta(ge=-(2**63), le=2**63 - 1)
+_DecodedFeature = (
+    Annotated[float, _FINITE]
+    | Annotated[int, _INT64]
+    | Annotated[str, msgspec.Meta(max_length=MAX_FEATURE_CHARS)]
+    | bool
+    | None
+)
+_FeatureName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FEATURE_NAME_CHARS)]
+_Features = Annotated[dict[_FeatureName, _DecodedFeature], msgspec.Meta(max_length=MAX_FEATURES)]
+_Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_CHARS)]
 
 # Dead-letter headers: why a record was refused and where it came from.
 DLQ_REASON = "shadow-dlq-reason"
@@ -53,6 +87,8 @@ DLQ_PARTITION = "shadow-source-partition"
 DLQ_OFFSET = "shadow-source-offset"
 DLQ_SCRUBBED = "shadow-dlq-scrubbed"
 """Present when card numbers were masked in the dead letter's value: how many."""
+DLQ_ORIGINAL_BYTES = "shadow-dlq-original-bytes"
+"""Set when the value was truncated to fit the DLQ: the original value's size."""
 
 # Every reason decode() can give, for the DLQ and for metrics labels.
 REASONS = (
@@ -67,15 +103,26 @@ REASONS = (
     "bad_event_time",
     "non_finite",
     "key_mismatch",
+    "too_deep",
+    "too_long",
+    "out_of_range",
+    "nested_feature",
+    "feature_name",
 )
+
+# The worker's own refusals, given after decode() (which knows no model and no store):
+FEATURE_TYPE = "feature_type"
+"""A feature whose type a loaded model cannot take without loss (consumers.feature_check)."""
+UNSTORABLE = "unstorable"
+"""A record whose rows could not be built (consumers.chunk_rows): kept in the DLQ, not lost."""
 
 
 class LiveScore(msgspec.Struct, frozen=True, gc=False):
     """What the production model answered for this transaction."""
 
-    model_id: str
+    model_id: _Id
     score: float
-    decision: str | None = None
+    decision: _Id | None = None
     latency_ms: float = 0.0
 
 
@@ -88,10 +135,10 @@ class Envelope(msgspec.Struct, frozen=True, gc=False):
     """
 
     schema: int
-    txn_id: str
+    txn_id: _Id
     event_time: int
     live: LiveScore
-    features: dict[str, _DecodedFeature]
+    features: _Features
 
 
 class _SchemaProbe(msgspec.Struct):
@@ -120,21 +167,59 @@ def encode(envelope: Envelope) -> bytes:
 
 
 def decode(
-    value: bytes | None, key: bytes | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    value: bytes | None,
+    key: bytes | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    event_times: tuple[int, int] = EVENT_TIME_RANGE,
 ) -> Envelope:
-    """Kafka value (and key) -> a validated Envelope, or EnvelopeError (reason in REASONS)."""
+    """Kafka value (and key) -> a validated Envelope, or EnvelopeError (reason in REASONS).
+
+    ``event_times`` is the accepted event_time range, epoch ms [start, end)."""
     if not value:
         raise EnvelopeError("empty", "the record has no value")
     if len(value) > max_bytes:
         raise EnvelopeError("oversized", f"{len(value)} bytes, the limit is {max_bytes}")
+    _check_depth(value)
     try:
         envelope = _decoder.decode(value)
     except msgspec.ValidationError as exc:
         raise _classify(value, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise EnvelopeError("not_json", str(exc)) from None
-    _check(envelope, key)
+    except RecursionError:  # a guard: _check_depth already refuses what goes this deep
+        raise EnvelopeError("too_deep", f"nested deeper than {MAX_DEPTH} levels") from None
+    _check(envelope, key, event_times)
     return envelope
+
+
+def _check_depth(value: bytes) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before a recursive decoder meets it. A value with
+    fewer brackets than that cannot be that deep (two byte counts: nothing more for a normal
+    record); others are measured, outside strings, in one vectorised pass."""
+    if value.count(b"[") + value.count(b"{") <= MAX_DEPTH:
+        return
+    depth = _depth(value)
+    if depth > MAX_DEPTH:
+        raise EnvelopeError("too_deep", f"nested {depth} levels deep, the limit is {MAX_DEPTH}")
+
+
+def _depth(value: bytes) -> int:
+    """The deepest bracket nesting outside JSON strings, in linear time (a regex stripping
+    strings backtracks quadratically on a value full of escaped quotes)."""
+    import numpy as np
+
+    codes = np.frombuffer(value, dtype=np.uint8)
+    index = np.arange(codes.size)
+    slash = codes == ord("\\")
+    # the backslashes right before each byte: a quote after an odd number of them is escaped
+    last_plain = np.maximum.accumulate(np.where(slash, -1, index))
+    run_before = np.concatenate(([0], index[:-1] - last_plain[:-1]))
+    quotes = (codes == ord('"')) & (run_before % 2 == 0)
+    outside = np.cumsum(quotes) % 2 == 0
+    opens = ((codes == ord("[")) | (codes == ord("{"))) & outside
+    closes = ((codes == ord("]")) | (codes == ord("}"))) & outside
+    steps = opens.astype(np.int32) - closes
+    return int(np.cumsum(steps).max()) if steps.size else 0
 
 
 def _classify(value: bytes, message: str) -> EnvelopeError:
@@ -142,30 +227,59 @@ def _classify(value: bytes, message: str) -> EnvelopeError:
         probe = _probe.decode(value)
     except msgspec.DecodeError:
         return EnvelopeError("not_object", "the value is JSON but not an object")
+    except RecursionError:
+        return EnvelopeError("too_deep", f"nested deeper than {MAX_DEPTH} levels")
     if probe.schema != SCHEMA_VERSION:
         return EnvelopeError(
             "schema_version", f"schema {probe.schema!r}, expected {SCHEMA_VERSION}"
         )
+    return EnvelopeError(_reason_of(message), message)
+
+
+def _reason_of(message: str) -> str:
+    """The reason of a msgspec validation message (it names the path, never the value)."""
     if "missing required field" in message:
-        return EnvelopeError("missing_field", message)
+        return "missing_field"
     if "Number out of range" in message or "Expected `float` <=" in message:
-        return EnvelopeError("non_finite", message)  # e.g. 1e999: JSON's only way to say inf
-    return EnvelopeError("wrong_type", message)
+        return "non_finite"  # e.g. 1e999: JSON's only way to say inf
+    if "Expected `float` >=" in message:
+        return "non_finite"
+    if "Expected `int` <=" in message or "Expected `int` >=" in message:
+        return "out_of_range"
+    if "of length >=" in message and "`key` in `$.features`" in message:
+        return "feature_name"
+    if "of length <=" in message:
+        return "too_long"
+    if "$.features[" in message and ("got `object`" in message or "got `array`" in message):
+        return "nested_feature"
+    return "wrong_type"
 
 
-def _check(envelope: Envelope, key: bytes | None) -> None:
+def _check(envelope: Envelope, key: bytes | None, event_times: tuple[int, int]) -> None:
     if envelope.schema != SCHEMA_VERSION:
         raise EnvelopeError(
             "schema_version", f"schema {envelope.schema}, expected {SCHEMA_VERSION}"
         )
     if not envelope.txn_id:
         raise EnvelopeError("missing_txn_id", "txn_id is empty")
-    if envelope.event_time <= 0:
-        raise EnvelopeError("bad_event_time", f"event_time {envelope.event_time} is not epoch ms")
+    start, end = event_times
+    if not start <= envelope.event_time < end:
+        raise EnvelopeError(
+            "bad_event_time",
+            f"event_time {envelope.event_time} is outside the accepted epoch-ms range "
+            f"[{start}, {end})",
+        )
     if not math.isfinite(envelope.live.score) or not math.isfinite(envelope.live.latency_ms):
         raise EnvelopeError("non_finite", "live.score and live.latency_ms must be finite")
     if key is not None and key != envelope.txn_id.encode():
         raise EnvelopeError("key_mismatch", "the Kafka key is not the envelope's txn_id")
+    features = envelope.features
+    if "txn_id" in features or "event_time" in features or "date" in features:
+        raise EnvelopeError(
+            "feature_name",
+            "a feature is named txn_id, event_time or date: those are the features dataset's "
+            "own columns; rename it in the service",
+        )
 
 
 def key_of(envelope: Envelope) -> bytes:

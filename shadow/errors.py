@@ -103,6 +103,15 @@ class ModelError(ShadowError):
         super().__init__(f"model {model_id}: {problem}")
 
 
+class ModelTimeout(ModelError):
+    """A model's scoring call overran its deadline (worker.model_timeout_ms) and was ended."""
+
+
+class ScoringStopped(ModelError):
+    """A scoring call was ended because the process is shutting down: the batch is not the
+    model's fault and is left unconsumed, for the partition's next owner to score."""
+
+
 class RegistryError(ShadowError):
     """The governance store refused an operation (illegal transition, unknown model...)."""
 

@@ -6,9 +6,13 @@ and an atomic rename on a local disk. Never a streamed write that can leave a tr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,25 +40,33 @@ class ObjectStore(Protocol):
         ...
 
 
-def open_store(settings: StoreSettings) -> ObjectStore:
-    """The store named by store.uri: `s3://bucket/prefix` or a local folder."""
+def open_store(settings: StoreSettings, owner: str | None = None) -> ObjectStore:
+    """The store named by store.uri: `s3://bucket/prefix` or a local folder (whose temp files
+    carry ``owner``, see LocalStore)."""
     if settings.uri.startswith("s3://"):
         return S3Store(settings)
-    return LocalStore(Path(settings.uri))
+    return LocalStore(Path(settings.uri), owner)
 
 
 class LocalStore:
-    """A folder on a local disk; writes go to a temp file in the same folder, then rename."""
+    """A folder on a local disk; writes go to a temp file in the same folder, then rename.
 
-    def __init__(self, root: Path) -> None:
+    Temp files are named ``.tmp-<owner>.<random>``; ``owner`` defaults to ``<host>-<pid>``
+    (a worker passes its worker_id). Any failure removes the temp file; ``sweep_temp`` removes
+    those a crash left behind (see there).
+    """
+
+    def __init__(self, root: Path, owner: str | None = None) -> None:
         self.root = root.expanduser().resolve()
         self.uri = str(self.root)
+        self.owner = temp_tag(owner or default_owner())
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        tmp: str | None = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{self.owner}.", dir=path.parent)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
@@ -62,14 +74,42 @@ class LocalStore:
             # rename is atomic on one filesystem: readers see the old object or the whole new one
             os.replace(tmp, path)
         except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            raise StoreError(self.uri, f"cannot write {key}: {exc.strerror}") from None
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            raise StoreError(self.uri, f"cannot write {key}: {_why(exc)}") from None
 
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             raise ObjectNotFound(self.uri, f"no object {key}") from None
+        except OSError as exc:
+            raise StoreError(self.uri, f"cannot read {key}: {_why(exc)}") from None
+
+    def sweep_temp(self) -> int:
+        """Remove the temp files a crashed writer left; returns how many. A temp file is this
+        store's to remove when it is its owner's (the same worker_id: an earlier run of this
+        worker), a dead process's of this host (``<host>-<pid>``, that pid no longer runs), or
+        older than STALE_TEMP_SECONDS (no write takes that long)."""
+        removed = 0
+        for path in self.root.rglob(f"{TEMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if path.is_file() and self._stale(path):
+                    path.unlink()
+                    removed += 1
+        if removed:
+            logger.info("removed %d stale temp files from %s", removed, self.uri)
+        return removed
+
+    def _stale(self, path: Path) -> bool:
+        tag = path.name[len(TEMP_PREFIX) :].rpartition(".")[0]
+        if tag == self.owner:
+            return True
+        if time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
+            return True
+        host, _, pid = tag.rpartition("-")
+        return host == temp_tag(socket.gethostname()) and pid.isdigit() and not _alive(int(pid))
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -95,6 +135,34 @@ class LocalStore:
         if not path.is_relative_to(self.root):
             raise StoreError(self.uri, f"key {key!r} points outside the store")
         return path
+
+
+TEMP_PREFIX = ".tmp-"
+STALE_TEMP_SECONDS = 3600
+
+
+def default_owner() -> str:
+    """The temp-file owner of a process that names none: ``<host>-<pid>``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def temp_tag(owner: str) -> str:
+    """An owner as it appears in a temp file's name (letters, digits, '_' and '-')."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", owner)[:64]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, and is not ours to signal
+    return True
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 class S3Store:

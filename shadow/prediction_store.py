@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shadow.feature_columns import concat_features, features_table
 from shadow.predictions import (
     DECISION_ALERT,
     DECISION_PASS,
-    FEATURE_KEY_COLUMNS,
     FEATURES,
     PREDICTION_SCHEMA,
     PREDICTIONS,
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from shadow.objectstore import ObjectStore
 
 logger = logging.getLogger(__name__)
-Redact = Callable[[dict[str, Any]], dict[str, Any]]
-"""What features_table passes each record's features through."""
+
+__all__ = ["ChunkKeys", "ModelScores", "PredictionStore", "chunk_keys", "features_table"]
 
 
 @dataclass(frozen=True)
@@ -109,11 +109,7 @@ def _candidate_rows(keys: ChunkKeys, result: ModelScores) -> pa.Table:
         decision = pa.nulls(n, pa.string())
         error = pa.array([result.error or "failed"] * n, pa.string())
     else:
-        values = np.asarray(result.scores, dtype=np.float64)
-        score = pa.array(values, pa.float64())
-        alerts = values >= result.threshold
-        decision = pa.array(np.where(alerts, DECISION_ALERT, DECISION_PASS), pa.string())
-        error = pa.nulls(n, pa.string())
+        score, decision, error = _scored(np.asarray(result.scores, dtype=np.float64), result)
     latency = pa.array(np.full(n, result.latency_us, dtype=np.float32))
     probe = result.request_latency_us
     request = pa.nulls(n, pa.float32())
@@ -121,6 +117,29 @@ def _candidate_rows(keys: ChunkKeys, result: ModelScores) -> pa.Table:
         request = pa.array([probe] + [None] * (n - 1), pa.float32())
     return _assemble(
         keys, result.model_id, ROLE_CANDIDATE, score, decision, (latency, request), error
+    )
+
+
+NON_FINITE_SCORE = "the model returned a non-finite score for this transaction"
+
+
+def _scored(values: np.ndarray, result: ModelScores) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Score, decision and error columns; a row the model answered NaN or infinity for (its
+    input had a gap the model does not handle) is an error row, not the batch."""
+    alerts = values >= result.threshold
+    decision = np.where(alerts, DECISION_ALERT, DECISION_PASS)
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return (
+            pa.array(values, pa.float64()),
+            pa.array(decision, pa.string()),
+            pa.nulls(len(values), pa.string()),
+        )
+    errors = np.where(bad, NON_FINITE_SCORE, None)
+    return (
+        pa.array(values, pa.float64(), mask=bad),
+        pa.array(decision, pa.string(), mask=bad),
+        pa.array(errors, pa.string()),
     )
 
 
@@ -173,21 +192,6 @@ def _constant(value: str, n: int, kind: pa.DictionaryType) -> pa.DictionaryArray
     return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
 
 
-def features_table(
-    keys: ChunkKeys, envelopes: Sequence[Envelope], redact: Redact | None = None
-) -> pa.Table:
-    """The features dataset rows of a chunk: txn_id, event_time, then the raw features, each
-    record through `redact` first (the worker's card guard: shadow.redaction)."""
-    rows = [e.features for e in envelopes]
-    features = pa.Table.from_pylist([redact(row) for row in rows] if redact else rows)
-    key_columns = pa.Table.from_arrays(
-        [keys.txn_id, keys.event_time], schema=pa.schema(FEATURE_KEY_COLUMNS)
-    )
-    for name in features.column_names:
-        key_columns = key_columns.append_column(name, features.column(name))
-    return key_columns
-
-
 def parquet_bytes(table: pa.Table) -> bytes:
     """The table as one Parquet file in memory: zstd, dictionary pages on the string columns
     whose values repeat, and a predictions table's models in the footer (MODELS_KEY)."""
@@ -233,7 +237,7 @@ class PredictionStore:
     ) -> str:
         """Put the batch (features first, so predictions never point at absent features)."""
         if self.store_features and features:
-            data = parquet_bytes(pa.concat_tables(features, promote_options="permissive"))
+            data = parquet_bytes(concat_features(features))
             key = batch_key(FEATURES, self.topic, partition, first_offset, first_event_ms)
             self.store.put(key, data)
         table = pa.concat_tables(tables)

@@ -233,7 +233,8 @@ def write_tiny_model(path: Path, kind: str = "columns", weight: float = 1.0) -> 
 
     kinds: ``columns`` (amount, device_risk float + merchant_category string, [N, 2]
     probabilities), ``tensor`` ([N, 3] float input, features in metadata, [N, 1] score),
-    ``wrong_shape`` (answers one score whatever N), ``failing`` (raises at run time).
+    ``wrong_shape`` (answers one score whatever N), ``failing`` (raises at run time),
+    ``runaway`` (loops max(amount) times before it answers: a deadline test).
     """
     from shadow import tiny_models
 

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shadow.envelope import Envelope
-from shadow.errors import ModelError
+from shadow.errors import ModelError, ModelTimeout, ScoringStopped
 from shadow.modelcard import ModelCard, sha256_of
+from shadow.watchdog import WATCHDOG
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -38,6 +39,9 @@ _pool_lock = threading.Lock()
 _pool_threads: int | None = None
 
 _NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "bool": np.bool_}
+
+DEFAULT_TIMEOUT_S = 60.0
+"""Deadline of one scoring call outside the worker (which passes worker.model_timeout_ms)."""
 
 
 @dataclass(frozen=True)
@@ -88,11 +92,19 @@ def create_session(model_id: str, data: bytes, intra_op_threads: int = 1) -> Any
 
 
 class OnnxScorer:
-    """Scores batches of envelopes with one model; a failing batch raises ModelError."""
+    """Scores batches of envelopes with one model; a failing batch raises ModelError, one that
+    overruns ``timeout_s`` is ended by the watchdog and raises ModelTimeout."""
 
-    def __init__(self, card: ModelCard, path: Path, intra_op_threads: int = 1) -> None:
+    def __init__(
+        self,
+        card: ModelCard,
+        path: Path,
+        intra_op_threads: int = 1,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         self.card = card
         self.model_id = card.model_id
+        self.timeout_s = timeout_s
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
@@ -130,12 +142,21 @@ class OnnxScorer:
         if n == 0:
             return ScoreBatch(np.empty(0, dtype=np.float64), 0.0, 0)
         feeds, missing = self._feeds(frame)
-        try:
-            outputs = self._session.run([self.card.score_output], feeds)
-        except Exception as exc:  # noqa: BLE001 - any failure fails this model's batch only
-            raise ModelError(self.model_id, f"scoring failed: {_first_line(exc)}") from None
+        outputs = self._run(feeds)
         scores = _positive_scores(self.model_id, outputs[0], n)
         return ScoreBatch(scores, time.perf_counter() - started, missing)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> Any:
+        """One session call under the watchdog's deadline."""
+        with WATCHDOG.guard(self.timeout_s) as run:
+            try:
+                return self._session.run([self.card.score_output], feeds, run.options)
+            except Exception as exc:  # noqa: BLE001 - any failure fails this model's batch only
+                if run.ended == "shutdown":
+                    raise ScoringStopped(self.model_id, "scoring ended: shutting down") from None
+                if run.ended is not None:
+                    raise ModelTimeout(self.model_id, _ended(self.timeout_s)) from None
+                raise ModelError(self.model_id, f"scoring failed: {_first_line(exc)}") from None
 
     def _feeds(self, frame: FeatureFrame) -> tuple[dict[str, np.ndarray], int]:
         features = self.card.features
@@ -197,8 +218,10 @@ class FeatureFrame:
     def _gather(self, names: list[str], kind: str) -> None:
         pick = operator.itemgetter(*names)
         try:
-            # numpy turns None into NaN; one conversion for the whole (rows, names) block
-            block = np.array([pick(row) for row in self.rows], dtype=_NUMPY_TYPES[kind])
+            # numpy turns None into NaN; one conversion for the whole (rows, names) block; a
+            # value beyond float32 becomes infinity (consumers.feature_check refuses it)
+            with np.errstate(over="ignore"):
+                block = np.array([pick(row) for row in self.rows], dtype=_NUMPY_TYPES[kind])
         except (KeyError, TypeError, ValueError, OverflowError):
             return  # an absent feature or a value of the wrong type: built column by column
         if block.shape != (len(self.rows), len(names)):
@@ -219,13 +242,16 @@ def _column(values: list[Any], kind: str) -> tuple[np.ndarray, int]:
     fill = math.nan if floats else 0
     try:
         # numpy turns None into NaN for float columns; other types get the fill value first
-        column = np.array(values if floats else _filled(values, fill), dtype=dtype)
+        with np.errstate(over="ignore"):
+            column = np.array(values if floats else _filled(values, fill), dtype=dtype)
         filled = 0 if floats else values.count(None)
     except (TypeError, ValueError, OverflowError):
         # a value of the wrong type (a string where a number belongs, an integer too large for
         # the column) is filled like a gap
         usable = [_fits(v, dtype) for v in values]
-        column = np.array([v if ok else fill for v, ok in zip(values, usable, strict=True)], dtype)
+        with np.errstate(over="ignore"):
+            picked = [v if ok else fill for v, ok in zip(values, usable, strict=True)]
+            column = np.array(picked, dtype)
         filled = usable.count(False)
     # a float column's gaps are its NaNs: None, wrong types, and NaN itself
     return column, int(np.count_nonzero(np.isnan(column))) if floats else filled
@@ -240,10 +266,11 @@ def _fits(value: Any, dtype: type) -> bool:
     if value is None:
         return False
     try:
-        np.array(value, dtype=dtype)
+        with np.errstate(over="ignore"):
+            cast = np.array(value, dtype=dtype)
     except (TypeError, ValueError, OverflowError):
         return False
-    return True
+    return not (cast.dtype.kind == "f" and np.isinf(cast))  # beyond the type's range
 
 
 def _positive_scores(model_id: str, output: Any, n: int) -> np.ndarray:
@@ -258,6 +285,10 @@ def _positive_scores(model_id: str, output: Any, n: int) -> np.ndarray:
             model_id, f"returned {array.dtype} of shape {np.shape(output)} for {n} rows"
         )
     return array.astype(np.float64, copy=False)
+
+
+def _ended(timeout_s: float) -> str:
+    return f"scoring ended after {timeout_s * 1000:.0f} ms (worker.model_timeout_ms)"
 
 
 def _first_line(exc: Exception) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -156,13 +158,41 @@ class WorkerSettings(_Section):
     intra_op_threads: int = Field(default=1, gt=0)
     """ONNX Runtime threads per process (one shared pool for all models)."""
     worker_id: str | None = None
-    """Name in the predictions' worker_id column; unset means host-pid."""
+    """Name in the predictions' worker_id column and in the worker's temp files (an earlier run
+    with the same id owns them); unset means host-pid. No two running workers may share one."""
     liveness_seconds: float = Field(default=60.0, gt=0)
     """/livez answers 503 when the consume loop has not turned for this long (a wedged
     process, for Kubernetes to restart)."""
     consumer_config: ClientConfig = Field(default_factory=dict)
     """librdkafka overrides for the worker's consumer (numbers and booleans as in
     client_config), e.g. {"session.timeout.ms": 45000}."""
+    # -- bounds on hostile input and faults (README "Hostile input") --
+    event_time_min: dt.date = dt.date(2000, 1, 1)
+    """Records with an event_time before this day (UTC) go to the DLQ as bad_event_time."""
+    event_time_max: dt.date = dt.date(2100, 1, 1)
+    """Records with an event_time on or after this day (UTC) go to the DLQ as bad_event_time."""
+    model_timeout_ms: int = Field(default=2000, gt=0)
+    """Longest one model may score one batch: a watchdog ends the call, that model gets error
+    rows for the batch, and max_model_failures such batches in a row unload it."""
+    shutdown_seconds: float = Field(default=30.0, gt=0)
+    """After SIGTERM/SIGINT the worker flushes, commits and leaves within this long, else exits
+    at once (what it had not committed is replayed by the partition's next owner); a second
+    signal exits at once."""
+
+    @model_validator(mode="after")
+    def _event_range(self) -> WorkerSettings:
+        if self.event_time_min >= self.event_time_max:
+            raise ValueError("worker.event_time_min must be before worker.event_time_max")
+        return self
+
+    @property
+    def event_times(self) -> tuple[int, int]:
+        """The accepted event_time range, epoch ms [start, end)."""
+        return _epoch_ms(self.event_time_min), _epoch_ms(self.event_time_max)
+
+
+def _epoch_ms(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 class StoreSettings(_Section):

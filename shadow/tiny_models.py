@@ -19,13 +19,15 @@ TINY_THRESHOLD = 0.5
 
 
 def build(kind: str = "columns", weight: float = 1.0) -> onnx.ModelProto:
-    """``columns``, ``tensor``, ``wrong_shape`` or ``failing`` (see write_tiny_model); each
-    carries TINY_THRESHOLD in its metadata, as a model registered without --threshold must."""
+    """``columns``, ``tensor``, ``wrong_shape``, ``failing`` or ``runaway`` (see
+    write_tiny_model); each carries TINY_THRESHOLD in its metadata, as a model registered
+    without --threshold must."""
     builders = {
         "columns": _columns,
         "tensor": _tensor,
         "wrong_shape": _wrong_shape,
         "failing": _failing,
+        "runaway": _runaway,
     }
     if kind not in builders:
         raise ValueError(f"unknown tiny model kind {kind!r}; kinds: {', '.join(builders)}")
@@ -129,5 +131,44 @@ def _failing(weight: float) -> onnx.ModelProto:
         [_column("amount")],
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])],
         [_const("c", weight), _const("index", [5], np.int64)],
+    )
+    return helper.make_model(graph, opset_imports=_OPSETS)
+
+
+def _runaway(weight: float) -> onnx.ModelProto:
+    """p = sigmoid(w * 0.01 amount) after a Loop that runs max(amount) times: a small amount
+    (its canary) scores in microseconds, amount = 1e12 would loop for weeks."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Add", ["acc_in", "step"], ["acc_out"]),
+        ],
+        "count",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, []),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, []),
+        ],
+        [_const("step", 1.0)],
+    )
+    nodes = [
+        helper.make_node("ReduceMax", ["amount"], ["most"], keepdims=0),
+        helper.make_node("Cast", ["most"], ["trips"], to=TensorProto.INT64),
+        helper.make_node("Loop", ["trips", "", "zero"], ["count"], body=body),
+        helper.make_node("Mul", ["count", "zero"], ["nothing"]),  # ties the score to the loop
+        helper.make_node("Mul", ["amount", "c"], ["a"]),
+        helper.make_node("Add", ["a", "nothing"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["score"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_runaway",
+        [_column("amount")],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])],
+        [_const("zero", 0.0), _const("c", 0.01 * weight)],
     )
     return helper.make_model(graph, opset_imports=_OPSETS)

@@ -8,6 +8,10 @@ import msgspec
 import pytest
 
 from shadow.envelope import (
+    EVENT_TIME_RANGE,
+    MAX_DEPTH,
+    MAX_FEATURES,
+    MAX_ID_CHARS,
     REASONS,
     Envelope,
     LiveScore,
@@ -53,6 +57,11 @@ CASES: dict[str, tuple[bytes | None, bytes | None]] = {
     # JSON has no infinity; a number beyond float range is how one arrives
     "non_finite": (_raw().replace(b'"score":0.25', b'"score":1e999'), None),
     "key_mismatch": (_raw(), b"t-2"),
+    "too_deep": (_raw(pad="X").replace(b'"X"', b"[" * 10_000 + b"]" * 10_000), None),
+    "too_long": (_raw(txn_id="t" * (MAX_ID_CHARS + 1)), None),
+    "out_of_range": (_raw(features={"amount": 2**63}), None),
+    "nested_feature": (_raw(features={"card": {"pan": "4111111111111111"}}), None),
+    "feature_name": (_raw(features={"txn_id": "t-1"}), None),
 }
 
 
@@ -136,7 +145,84 @@ def test_extreme_finite_features_are_kept(number: bytes, expected: float) -> Non
     assert decode(value).features["amount"] == expected
 
 
-def test_a_huge_integer_feature_is_kept_exactly() -> None:
-    # finite, beyond float range: the scorer fills it like a value of the wrong type
+def test_an_integer_beyond_int64_is_out_of_range() -> None:
+    # Parquet, Arrow and the models hold nothing wider: refused, never an OverflowError later
     value = _raw().replace(b'"amount":12.5', b'"amount":' + b"9" * 400)
-    assert decode(value).features["amount"] == int("9" * 400)
+    with pytest.raises(EnvelopeError) as caught:
+        decode(value)
+    assert caught.value.reason == "out_of_range"
+    assert decode(_raw(features={"n": 2**63 - 1, "m": -(2**63)})).features["n"] == 2**63 - 1
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1_000, 30_000])
+@pytest.mark.parametrize("where", ["features", "pad"])
+def test_deep_nesting_anywhere_is_too_deep_never_a_recursion_error(where: str, depth: int) -> None:
+    nested = b"[" * depth + b"]" * depth
+    value = _raw(**{where: "X"}).replace(b'"X"', nested)
+    with pytest.raises(EnvelopeError) as caught:
+        decode(value, max_bytes=1_000_000)
+    assert caught.value.reason == "too_deep"
+
+
+def test_brackets_inside_strings_are_not_nesting_and_escapes_are_linear() -> None:
+    text = "[{" * 200 + '\\"]' * 50
+    assert decode(_raw(features={"note": text})).features["note"] == text
+    # a value full of escaped quotes once made a string-stripping regex take minutes
+    hostile = b'{"a":"' + b'\\"[' * 20_000
+    with pytest.raises(EnvelopeError) as caught:
+        decode(hostile, max_bytes=1_000_000)
+    assert caught.value.reason == "not_json"
+
+
+def test_unknown_fields_may_nest_up_to_the_bound() -> None:
+    nested = b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1)
+    assert decode(_raw(pad="X").replace(b'"X"', nested)).txn_id == "t-1"
+
+
+@pytest.mark.parametrize(
+    ("features", "reason"),
+    [
+        ({"a": [1, 2]}, "nested_feature"),
+        ({"a": {}}, "nested_feature"),
+        ({"": 1}, "feature_name"),
+        ({"x" * 129: 1}, "too_long"),
+        ({"event_time": 5}, "feature_name"),
+        ({"date": "2026-01-01"}, "feature_name"),
+        ({"note": "x" * 4097}, "too_long"),
+        ({f"f{i}": i for i in range(MAX_FEATURES + 1)}, "too_long"),
+    ],
+)
+def test_features_are_bounded_scalars_with_usable_names(features: dict, reason: str) -> None:
+    with pytest.raises(EnvelopeError) as caught:
+        decode(_raw(features=features), max_bytes=1_000_000)
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("event_time", "accepted"),
+    [
+        (0, False),
+        (-1, False),
+        (1, True),
+        (EVENT_TIME_RANGE[1] - 1, True),  # 9999-12-31T23:59:59.999Z
+        (EVENT_TIME_RANGE[1], False),
+        (10**15, False),  # the year 33658
+        (2**70, False),
+    ],
+)
+def test_event_time_must_lie_in_the_contract_range(event_time: int, accepted: bool) -> None:
+    value = _raw(event_time=event_time)
+    if accepted:
+        assert decode(value).event_time == event_time
+        return
+    with pytest.raises(EnvelopeError) as caught:
+        decode(value)
+    assert caught.value.reason == "bad_event_time"
+
+
+def test_the_caller_narrows_the_event_time_range() -> None:
+    narrow = (1_700_000_000_000, 1_800_000_000_000)
+    assert decode(_raw(event_time=1_767_225_600_000), event_times=narrow).txn_id == "t-1"
+    with pytest.raises(EnvelopeError) as caught:
+        decode(_raw(event_time=1_767_225_600), event_times=narrow)  # seconds, not ms
+    assert caught.value.reason == "bad_event_time"

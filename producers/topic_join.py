@@ -1,0 +1,140 @@
+"""DecisionJoin - requests and live decisions from two topics, paired on txn_id in a window.
+
+Each sampled half (a request with its redacted features, or a decision with its live score)
+waits in memory for its other half. Bounds:
+
+- time: a half waits ``source.join_window_s`` by the Kafka timestamps of the records, measured
+  against the *slower* topic (the lowest of the two topics' newest timestamps), so a backlog
+  on one topic does not expire the other's halves early; a half past the window goes to the
+  DLQ as ``unmatched_request`` / ``unmatched_decision``;
+- memory: at most ``source.join_max_pending`` halves; beyond it the oldest goes to the DLQ as
+  ``join_overflow`` (e.g. when one topic stops flowing, nothing else would expire).
+
+A second request (or decision) for a txn_id that is still waiting goes to the DLQ as
+``duplicate``. What waits is also written to a compacted changelog topic inside the same Kafka
+transaction as the consumed offsets (``changes()``: the halves that arrived and are still
+waiting, a tombstone for those that left), so after a kill -9 the state read back from the
+changelog is exactly the state at the last committed offsets: nothing is joined twice or lost.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+from shadow.envelope import JoinHalf, encode_join_half
+
+REQUEST = "request"
+DECISION = "decision"
+UNMATCHED = {REQUEST: "unmatched_request", DECISION: "unmatched_decision"}
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Both halves of one transaction."""
+
+    request: JoinHalf
+    decision: JoinHalf
+
+
+@dataclass(frozen=True)
+class Unjoined:
+    """A half that leaves the join without its other half: reason and detail for the DLQ."""
+
+    half: JoinHalf
+    reason: str
+    detail: str
+
+
+Outcome = Joined | Unjoined
+
+
+def changelog_key(kind: str, txn_id: str) -> bytes:
+    return f"{kind}:{txn_id}".encode()
+
+
+class DecisionJoin:
+    """Halves waiting for their other half, in arrival order, with the window's clock."""
+
+    def __init__(self, window_ms: int, max_pending: int) -> None:
+        self.window_ms = window_ms
+        self.max_pending = max_pending
+        self.waiting: dict[str, collections.OrderedDict[str, JoinHalf]] = {
+            REQUEST: collections.OrderedDict(),
+            DECISION: collections.OrderedDict(),
+        }
+        self.newest = {REQUEST: 0, DECISION: 0}
+        """The newest Kafka timestamp read on each side: the window's clock is their minimum."""
+        self._changed: set[tuple[str, str]] = set()
+        self._logged: dict[tuple[str, str], JoinHalf] = {}
+        """What the changelog holds for each key (after this transaction commits)."""
+
+    def __len__(self) -> int:
+        return len(self.waiting[REQUEST]) + len(self.waiting[DECISION])
+
+    def offer(self, half: JoinHalf) -> list[Outcome]:
+        """Pair the half with its waiting other half, or keep it waiting."""
+        kind, other = half.kind, DECISION if half.kind == REQUEST else REQUEST
+        self.newest[kind] = max(self.newest[kind], half.timestamp)
+        match = self.waiting[other].pop(half.txn_id, None)
+        if match is not None:
+            self._changed.add((other, half.txn_id))
+            pair = Joined(half, match) if kind == REQUEST else Joined(match, half)
+            return [pair]
+        if half.txn_id in self.waiting[kind]:
+            return [Unjoined(half, "duplicate", f"a second {kind} for a waiting txn_id")]
+        self.waiting[kind][half.txn_id] = half
+        self._changed.add((kind, half.txn_id))
+        return self._overflow()
+
+    def expire(self) -> list[Unjoined]:
+        """Halves whose window has passed, by the slower topic's clock."""
+        clock = min(self.newest.values())
+        out: list[Unjoined] = []
+        for kind, waiting in self.waiting.items():
+            while waiting:
+                head = next(iter(waiting.values()))
+                if head.timestamp + self.window_ms >= clock:
+                    break
+                out.append(self._leave(kind, UNMATCHED[kind], "no other half in the window"))
+        return out
+
+    def _overflow(self) -> list[Outcome]:
+        out: list[Outcome] = []
+        while len(self) > self.max_pending:
+            heads = [(next(iter(w.values())).timestamp, k) for k, w in self.waiting.items() if w]
+            kind = min(heads)[1]
+            out.append(self._leave(kind, "join_overflow", "source.join_max_pending reached"))
+        return out
+
+    def _leave(self, kind: str, reason: str, detail: str) -> Unjoined:
+        txn_id, half = self.waiting[kind].popitem(last=False)
+        self._changed.add((kind, txn_id))
+        return Unjoined(half, reason, detail)
+
+    def changes(self) -> list[tuple[bytes, bytes | None]]:
+        """Changelog records since the last call: (key, value) for a half that arrived and
+        still waits, (key, None) for one the changelog holds that has left."""
+        records: list[tuple[bytes, bytes | None]] = []
+        for kind, txn_id in self._changed:
+            half = self.waiting[kind].get(txn_id)
+            key = (kind, txn_id)
+            if half is not None and self._logged.get(key) is not half:
+                records.append((changelog_key(kind, txn_id), encode_join_half(half)))
+                self._logged[key] = half
+            elif half is None and key in self._logged:
+                records.append((changelog_key(kind, txn_id), None))
+                del self._logged[key]
+        self._changed.clear()
+        return records
+
+    def restore(self, halves: list[JoinHalf]) -> None:
+        """Start again from the changelog's halves (in their changelog order)."""
+        for waiting in self.waiting.values():
+            waiting.clear()
+        self._changed.clear()
+        self._logged.clear()
+        self.newest = {REQUEST: 0, DECISION: 0}
+        for half in halves:
+            self.waiting[half.kind][half.txn_id] = half
+            self._logged[(half.kind, half.txn_id)] = half

@@ -66,6 +66,8 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     )
     if not conf.decisions_topic:  # a restarted process takes its partitions back at once
         config["group.instance.id"] = conf.instance_id
+    else:  # the join's clock: a partition read to its end holds nothing back
+        config["enable.partition.eof"] = True
     config.update(conf.consumer_config)
     return config
 
@@ -100,6 +102,8 @@ class SourceClients:
         self.consumer: Any = None
         self.producer: Any = None
         self._on_revoke: Callable[..., None] | None = None
+        self.partitions: dict[str, list[int]] = {}
+        """Joined mode: every partition of both topics, which this process reads."""
 
     def start(self, on_revoke: Callable[..., None]) -> None:
         """Connect; init_transactions fences an older process with our transactional.id and
@@ -121,7 +125,8 @@ class SourceClients:
         if not self.joined:
             self.consumer.subscribe(self.topics, on_revoke=self._on_revoke)
             return
-        partitions = [TopicPartition(t, p) for t in self.topics for p in self._partitions(t)]
+        self.partitions = {topic: self._partitions(topic) for topic in self.topics}
+        partitions = [TopicPartition(t, p) for t, ps in self.partitions.items() for p in ps]
         self.consumer.assign(self._resume_points(partitions))
 
     def _partitions(self, topic: str) -> list[int]:
@@ -145,12 +150,15 @@ class SourceClients:
         conf = self.settings.source
         return self.consumer.consume(conf.batch_size, conf.poll_timeout_s)
 
-    def log_error(self, message: Any) -> None:
+    def log_error(self, message: Any) -> bool:
+        """Log a consume error; True when it only says the partition was read to its end."""
         error = message.error()
-        if error.code() != KafkaError._PARTITION_EOF:
-            logger.warning(
-                "%s[%s] consume error: %s", message.topic(), message.partition(), error.str()
-            )
+        if error.code() == KafkaError._PARTITION_EOF:
+            return True
+        logger.warning(
+            "%s[%s] consume error: %s", message.topic(), message.partition(), error.str()
+        )
+        return False
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None, headers: Any) -> None:
         while True:

@@ -4,9 +4,10 @@ Each sampled half (a request with its redacted features, or a decision with its 
 waits in memory for its other half. Bounds:
 
 - time: a half waits ``source.join_window_s`` by the Kafka timestamps of the records, measured
-  against the *slower* topic (the lowest of the two topics' newest timestamps), so a backlog
-  on one topic does not expire the other's halves early; a half past the window goes to the
-  DLQ as ``unmatched_request`` / ``unmatched_decision``;
+  against the partition read least far (``JoinClock``: the lowest newest timestamp over every
+  partition of both topics that is not read to its end), so a backlog on one topic or
+  partition does not expire the other's halves early; a half past the window goes to the DLQ
+  as ``unmatched_request`` / ``unmatched_decision``;
 - memory: at most ``source.join_max_pending`` halves; beyond it the oldest goes to the DLQ as
   ``join_overflow`` (e.g. when one topic stops flowing, nothing else would expire).
 
@@ -49,6 +50,41 @@ class Unjoined:
 Outcome = Joined | Unjoined
 
 
+class JoinClock:
+    """How far, in Kafka time, every partition of both topics has surely been read."""
+
+    def __init__(self) -> None:
+        self.expected: set[tuple[str, int]] = set()
+        self.newest: dict[tuple[str, int], int] = {}
+        self.idle: set[tuple[str, int]] = set()
+
+    def expect(self, kind: str, partitions: list[int]) -> None:
+        """The clock stands still until each of these partitions was heard from."""
+        self.expected.update((kind, partition) for partition in partitions)
+
+    def tick(self, kind: str, partition: int, timestamp: int) -> None:
+        key = (kind, partition)
+        self.idle.discard(key)
+        if timestamp > self.newest.get(key, 0):
+            self.newest[key] = timestamp
+
+    def caught_up(self, kind: str, partition: int) -> None:
+        """The partition was read to its end: until it has more, it holds nothing back."""
+        self.idle.add((kind, partition))
+
+    def now(self) -> int:
+        """The lowest newest timestamp of the partitions still being read; when all are read
+        to their end, the newest of all; 0 while a partition was not heard from yet."""
+        if not self.expected <= set(self.newest) | self.idle:
+            return 0
+        active = [stamp for key, stamp in self.newest.items() if key not in self.idle]
+        return min(active) if active else max(self.newest.values(), default=0)
+
+    def reset(self) -> None:
+        self.newest.clear()
+        self.idle.clear()
+
+
 def changelog_key(kind: str, txn_id: str) -> bytes:
     return f"{kind}:{txn_id}".encode()
 
@@ -63,8 +99,7 @@ class DecisionJoin:
             REQUEST: collections.OrderedDict(),
             DECISION: collections.OrderedDict(),
         }
-        self.newest = {REQUEST: 0, DECISION: 0}
-        """The newest Kafka timestamp read on each side: the window's clock is their minimum."""
+        self.clock = JoinClock()
         self._changed: set[tuple[str, str]] = set()
         self._logged: dict[tuple[str, str], JoinHalf] = {}
         """What the changelog holds for each key (after this transaction commits)."""
@@ -75,7 +110,6 @@ class DecisionJoin:
     def offer(self, half: JoinHalf) -> list[Outcome]:
         """Pair the half with its waiting other half, or keep it waiting."""
         kind, other = half.kind, DECISION if half.kind == REQUEST else REQUEST
-        self.newest[kind] = max(self.newest[kind], half.timestamp)
         match = self.waiting[other].pop(half.txn_id, None)
         if match is not None:
             self._changed.add((other, half.txn_id))
@@ -88,8 +122,8 @@ class DecisionJoin:
         return self._overflow()
 
     def expire(self) -> list[Unjoined]:
-        """Halves whose window has passed, by the slower topic's clock."""
-        clock = min(self.newest.values())
+        """Halves whose window has passed, by the clock of the partition read least far."""
+        clock = self.clock.now()
         out: list[Unjoined] = []
         for kind, waiting in self.waiting.items():
             while waiting:
@@ -134,7 +168,7 @@ class DecisionJoin:
             waiting.clear()
         self._changed.clear()
         self._logged.clear()
-        self.newest = {REQUEST: 0, DECISION: 0}
+        self.clock.reset()
         for half in halves:
             self.waiting[half.kind][half.txn_id] = half
             self._logged[(half.kind, half.txn_id)] = half

@@ -68,6 +68,9 @@ class TopicSource:
             self.join.restore(self.clients.read_changelog())
             logger.info("join state restored: %d waiting half(s)", len(self.join))
         self.clients.attach()
+        if self.join is not None:
+            for topic, partitions in self.clients.partitions.items():
+                self.join.clock.expect(self._side_of(topic), partitions)
 
     def run(self, idle_exit_s: float = 0.0) -> dict[str, int]:
         """Mirror until stop() (SIGTERM, Ctrl-C), or until nothing came for idle_exit_s (> 0);
@@ -106,8 +109,8 @@ class TopicSource:
             for message in messages:
                 if message.error() is None:
                     self._handle(message)
-                else:
-                    self.clients.log_error(message)
+                elif self.clients.log_error(message) and self.join is not None:
+                    self.join.clock.caught_up(self._side(message), message.partition())
             if self.join is not None and messages:
                 self._settle(self.join.expire())
             due = self._open_since is not None and (
@@ -147,6 +150,7 @@ class TopicSource:
         where = (message.topic(), message.partition(), message.offset())
         stamp = _timestamp(message)
         if message.topic() == self.topic:
+            self.join.clock.tick(REQUEST, message.partition(), stamp)
             request = self.transform.request(message.value(), stamp)
             if request is None:
                 self._open["sampled_out"] += 1
@@ -154,6 +158,7 @@ class TopicSource:
             txn_id, event_time, features = request
             half = JoinHalf(REQUEST, txn_id, stamp, *where, event_time, features)
         else:
+            self.join.clock.tick(DECISION, message.partition(), stamp)
             decision = self.transform.decision(message.value())
             if decision is None:
                 self._open["sampled_out"] += 1
@@ -161,7 +166,15 @@ class TopicSource:
             half = JoinHalf(DECISION, decision[0], stamp, *where, live=decision[1])
         return self.join.offer(half)
 
+    def _side_of(self, topic: str) -> str:
+        return REQUEST if topic == self.topic else DECISION
+
+    def _side(self, message: Any) -> str:
+        return self._side_of(message.topic())
+
     def _settle(self, outcomes: list[Any]) -> None:
+        if outcomes:
+            self._begin()  # halves may leave on an end-of-partition event alone
         for outcome in outcomes:
             if isinstance(outcome, Joined):
                 self._emit(outcome)

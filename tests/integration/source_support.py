@@ -69,10 +69,13 @@ def write_mapping(folder: Path, text: str = MAPPING) -> Path:
 
 
 def produce_json(
-    bootstrap: str, topic: str, records: list[tuple[bytes | None, Any]]
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes | None, Any]],
+    timestamps: list[int] | None = None,
 ) -> list[tuple[int, int]]:
-    """Produce (key, value) pairs (a dict value as JSON, bytes as they are); returns the
-    (partition, offset) of each, in order."""
+    """Produce (key, value) pairs (a dict value as JSON, bytes as they are), with these Kafka
+    timestamps (ms) if given; returns the (partition, offset) of each, in order."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all"})
     where: list[tuple[int, int]] = [(-1, -1)] * len(records)
 
@@ -87,7 +90,10 @@ def produce_json(
         data = json.dumps(value).encode() if isinstance(value, dict) else value
         while True:
             try:
-                producer.produce(topic, value=data, key=key, on_delivery=report(index))
+                stamp = timestamps[index] if timestamps else 0
+                producer.produce(
+                    topic, value=data, key=key, on_delivery=report(index), timestamp=stamp
+                )
                 break
             except BufferError:
                 producer.poll(0.1)

@@ -167,6 +167,8 @@ class SourceClients:
                 return
             except BufferError:  # the local queue is full: let it drain to the broker
                 self.producer.poll(0.05)
+            except KafkaException as exc:  # fenced, or the producer failed for good
+                self._abort_or_fail(exc.args[0])
 
     def begin(self) -> None:
         self._call(self.producer.begin_transaction)
@@ -230,6 +232,14 @@ class SourceClients:
         finally:
             reader.close()
         return list(state.values())
+
+    def abort(self) -> None:
+        """Abort an open transaction on the way out (readers need not wait for its timeout);
+        a producer that cannot any more leaves it to the next start's init_transactions."""
+        try:
+            self.producer.abort_transaction(5.0)
+        except KafkaException as exc:
+            logger.warning("open transaction not aborted at exit: %s", exc.args[0].str())
 
     def close(self) -> None:
         if self.consumer is not None:

@@ -85,6 +85,8 @@ class TopicSource:
                     break
             self.commit()
         finally:
+            if self._open_since is not None:  # stopped by an error: nothing of it is kept
+                self.clients.abort()
             self.clients.close()
         return self.stats()
 

@@ -27,6 +27,7 @@ from producers.topic_mapping import MappingSpec
 from producers.topic_transform import SourceTransform
 from shadow.envelope import HEADERS, JoinHalf, dead_letter_headers
 from shadow.errors import EnvelopeError
+from shadow.logs import Throttled
 from shadow.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class TopicSource:
         self._open_since: float | None = None
         self._stopping = threading.Event()
         self._logged_at = time.monotonic()
+        self._refused = Throttled(logger, logging.WARNING, 1.0)  # a wrong mapping: every record
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -87,6 +89,7 @@ class TopicSource:
         finally:
             if self._open_since is not None:  # stopped by an error: nothing of it is kept
                 self.clients.abort()
+                self._open_since = None
             self.clients.close()
         return self.stats()
 
@@ -207,7 +210,7 @@ class TopicSource:
         key = txn_id.encode() if txn_id else None
         self.clients.produce(self.dlq_topic, None, key, headers)
         self._open["dead_letters"] += 1
-        logger.warning("%s[%d]@%d dead-lettered: %s", topic, partition, offset, error.reason)
+        self._refused.log("%s[%d]@%d dead-lettered: %s", topic, partition, offset, error.reason)
 
     # -- transactions ------------------------------------------------------------------------
 

@@ -255,3 +255,87 @@ def test_the_changelog_holds_exactly_what_waits() -> None:
     restored = DecisionJoin(window_ms=10**9, max_pending=100)
     restored.restore([_half(REQUEST, "z", 1)])
     assert restored.changes() == [] and len(restored) == 1
+
+
+# -- the loop, on an in-memory stand-in for its Kafka side ------------------------------------
+
+
+class _Record:
+    def __init__(self, topic: str, offset: int, value: bytes) -> None:
+        self._topic, self._offset, self._value = topic, offset, value
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_767_225_600_000 + self._offset)
+
+
+class _Clients:
+    """SourceClients in memory: batches to hand out, what was produced and committed; the
+    first commit can be refused (the broker aborted the transaction)."""
+
+    def __init__(self, batches: list[list[_Record]], refuse_first_commit: bool) -> None:
+        self.batches = batches
+        self.refuse = refuse_first_commit
+        self.open: list[tuple[str, bytes | None]] = []
+        self.committed: list[tuple[str, bytes | None]] = []
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.rewound = 0
+        self.changelog_topic = "cl"
+
+    def consume(self) -> list[_Record]:
+        return self.batches.pop(0) if self.batches else []
+
+    def begin(self) -> None:
+        self.open = []
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None, _headers: Any) -> None:
+        self.open.append((topic, key))
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        from producers.source_clients import TransactionAborted
+
+        if self.refuse:
+            self.refuse, self.open = False, []
+            raise TransactionAborted("aborted by the broker")
+        self.committed += self.open
+        self.offsets.update(offsets)
+
+    def rewind(self) -> None:
+        self.rewound += 1
+
+
+def test_an_aborted_transaction_is_read_again_and_counted_once(tmp_path: Path) -> None:
+    from producers.topic_source import TopicSource
+
+    settings = load_settings(
+        kafka={"bootstrap_servers": "127.0.0.1:1", "topic": "shadow"},
+        tap={"sample_rate": 1.0},
+        source={"topic": "src"},
+    )
+    source = TopicSource(settings, _mapping(tmp_path))
+    batch = [_Record("src", i, _bytes(_record(f"t-{i}"))) for i in range(3)]
+    bad = [_Record("src", 3, b"{nope")]
+    # read, refused at commit, read again (rewound), committed; then a dead letter
+    fake = _Clients([batch, [], list(batch), [], bad, []], refuse_first_commit=True)
+    source.clients = fake  # type: ignore[assignment]
+    for _ in range(6):
+        source.step()
+    assert fake.rewound == 1 and source.counts["aborted"] == 1
+    assert [key for topic, key in fake.committed if topic == "shadow"] == [b"t-0", b"t-1", b"t-2"]
+    assert [topic for topic, _ in fake.committed].count("shadow.dlq") == 1
+    assert fake.offsets == {("src", 0): 4}
+    assert source.stats()["consumed"] == 4 and source.stats()["mirrored"] == 3

@@ -61,13 +61,13 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
             # a source topic written in transactions: only what its producer committed
             "isolation.level": "read_committed",
             "auto.offset.reset": conf.start_at,
-            "enable.partition.eof": False,
+            # the join's clock (a partition read to its end holds nothing back) and
+            # --idle-exit (an empty topic answers with its end) hear of ends
+            "enable.partition.eof": True,
         }
     )
     if not conf.decisions_topic:  # a restarted process takes its partitions back at once
         config["group.instance.id"] = conf.instance_id
-    else:  # the join's clock: a partition read to its end holds nothing back
-        config["enable.partition.eof"] = True
     config.update(conf.consumer_config)
     return config
 
@@ -143,9 +143,6 @@ class SourceClients:
             for tp in committed
         ]
 
-    def assigned(self) -> bool:
-        return bool(self.consumer.assignment())
-
     def consume(self) -> list[Any]:
         conf = self.settings.source
         return self.consumer.consume(conf.batch_size, conf.poll_timeout_s)
@@ -155,6 +152,8 @@ class SourceClients:
         error = message.error()
         if error.code() == KafkaError._PARTITION_EOF:
             return True
+        if error.fatal() or error.code() == KafkaError._FATAL:  # e.g. fenced: our instance id
+            raise SourceFailed(_why(error, "the consumer"))
         logger.warning(
             "%s[%s] consume error: %s", message.topic(), message.partition(), error.str()
         )
@@ -242,10 +241,18 @@ class SourceClients:
             logger.warning("open transaction not aborted at exit: %s", exc.args[0].str())
 
     def close(self) -> None:
-        if self.consumer is not None:
-            self.consumer.close()
-        if self.producer is not None:
-            self.producer.flush(TIMEOUT_S)
+        """Leave the group and flush; a client that already failed is only logged about, so
+        the error that stopped the run stays the one reported."""
+        for closing in (self.consumer and self.consumer.close, self.producer and self._flush):
+            if not closing:
+                continue
+            try:
+                closing()
+            except (KafkaException, RuntimeError) as exc:
+                logger.warning("from-topic client not closed cleanly: %s", exc)
+
+    def _flush(self) -> None:
+        self.producer.flush(TIMEOUT_S)
 
 
 def _read_to_end(reader: Any, state: dict[bytes, JoinHalf]) -> None:
@@ -264,7 +271,15 @@ def _read_to_end(reader: Any, state: dict[bytes, JoinHalf]) -> None:
     raise ServiceError("kafka", "the join changelog was not read to its end in time")
 
 
-def _why(error: KafkaError) -> str:
-    if error.code() == KafkaError._FENCED:
+_FENCED = (
+    KafkaError._FENCED,
+    KafkaError.FENCED_INSTANCE_ID,
+    KafkaError.PRODUCER_FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+)
+
+
+def _why(error: KafkaError, client: str = "the transactional producer") -> str:
+    if error.code() in _FENCED or "fenced" in error.str().lower():
         return "fenced: another process runs with the same source.instance_id"
-    return f"the transactional producer failed ({error.str()}); restart to resume exactly once"
+    return f"{client} failed ({error.str()}); restart to resume exactly once"

@@ -14,8 +14,9 @@ waits in memory for its other half. Bounds:
 A second request (or decision) for a txn_id that is still waiting goes to the DLQ as
 ``duplicate``. What waits is also written to a compacted changelog topic inside the same Kafka
 transaction as the consumed offsets (``changes()``: the halves that arrived and are still
-waiting, a tombstone for those that left), so after a kill -9 the state read back from the
-changelog is exactly the state at the last committed offsets: nothing is joined twice or lost.
+waiting, a tombstone for those that left, and where the window's clock stands), so after a
+kill -9 the state read back from the changelog is exactly the state at the last committed
+offsets: nothing is joined twice or lost, and the window goes on from where it stood.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from shadow.envelope import JoinHalf, encode_join_half
 
 REQUEST = "request"
 DECISION = "decision"
+CLOCK = "clock"
+CLOCK_KEY = b"clock"
 UNMATCHED = {REQUEST: "unmatched_request", DECISION: "unmatched_decision"}
 
 
@@ -80,9 +83,16 @@ class JoinClock:
         active = [stamp for key, stamp in self.newest.items() if key not in self.idle]
         return min(active) if active else max(self.newest.values(), default=0)
 
-    def reset(self) -> None:
-        self.newest.clear()
+    def reset(self, newest: dict[str, int] | None = None) -> None:
+        """Start again from a clock record's marks ("<kind>:<partition>": timestamp)."""
         self.idle.clear()
+        self.newest = {}
+        for key, stamp in (newest or {}).items():
+            kind, _, partition = key.rpartition(":")
+            self.newest[(kind, int(partition))] = stamp
+
+    def marks(self) -> dict[str, int]:
+        return {f"{kind}:{partition}": stamp for (kind, partition), stamp in self.newest.items()}
 
 
 def changelog_key(kind: str, txn_id: str) -> bytes:
@@ -103,6 +113,7 @@ class DecisionJoin:
         self._changed: set[tuple[str, str]] = set()
         self._logged: dict[tuple[str, str], JoinHalf] = {}
         """What the changelog holds for each key (after this transaction commits)."""
+        self._logged_marks: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.waiting[REQUEST]) + len(self.waiting[DECISION])
@@ -160,6 +171,11 @@ class DecisionJoin:
                 records.append((changelog_key(kind, txn_id), None))
                 del self._logged[key]
         self._changed.clear()
+        marks = self.clock.marks()
+        if marks != self._logged_marks:  # the clock is state too: a restart goes on from here
+            clock = JoinHalf(CLOCK, "", 0, "", 0, 0, newest=marks)
+            records.append((CLOCK_KEY, encode_join_half(clock)))
+            self._logged_marks = marks
         return records
 
     def restore(self, halves: list[JoinHalf]) -> None:
@@ -168,7 +184,11 @@ class DecisionJoin:
             waiting.clear()
         self._changed.clear()
         self._logged.clear()
-        self.clock.reset()
+        clocks = [half.newest for half in halves if half.kind == CLOCK]
+        self.clock.reset(clocks[-1] if clocks else None)
+        self._logged_marks = self.clock.marks()
         for half in halves:
+            if half.kind == CLOCK:
+                continue
             self.waiting[half.kind][half.txn_id] = half
             self._logged[(half.kind, half.txn_id)] = half

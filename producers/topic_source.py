@@ -78,11 +78,13 @@ class TopicSource:
         """Mirror until stop() (SIGTERM, Ctrl-C), or until nothing came for idle_exit_s (> 0);
         commits what was read, then returns the counters."""
         self.start()
-        idle_since = time.monotonic()
+        idle_since, heard = time.monotonic(), False
         try:
             while not self._stopping.is_set():
-                if self.step() or not self.clients.assigned():
-                    idle_since = time.monotonic()  # idle only counts once partitions are ours
+                read = self.step()  # records and end-of-partition events
+                heard = heard or read > 0
+                if read or not heard:  # idle counts once a fetch answered (a record or an end)
+                    idle_since = time.monotonic()
                 elif idle_exit_s and time.monotonic() - idle_since >= idle_exit_s:
                     break
             self.commit()

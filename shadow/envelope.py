@@ -275,6 +275,9 @@ class JoinHalf(msgspec.Struct, frozen=True, gc=False):
     event_time: int = 0
     features: dict[str, _DecodedFeature] | None = None
     live: LiveScore | None = None
+    newest: dict[str, int] | None = None
+    """Only in the join's clock record (kind ``clock``): the newest Kafka timestamp read per
+    ``<kind>:<partition>``."""
 
 
 _half_decoder = msgspec.json.Decoder(JoinHalf)

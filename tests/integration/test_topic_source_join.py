@@ -164,7 +164,7 @@ def test_kill_9_three_times_while_joining(
             )
             j = slice(k * 990, min((k + 1) * 990, len(decisions) - 1))
             produce_json(kafka_bootstrap, topics["decisions"], decisions[j], decision_ts[j])
-            time.sleep(0.4)
+            time.sleep(0.8)
         produce_json(kafka_bootstrap, topics["decisions"], decisions[-1:], decision_ts[-1:])
 
     feeder = threading.Thread(target=feed, daemon=True)

@@ -339,3 +339,24 @@ def test_an_aborted_transaction_is_read_again_and_counted_once(tmp_path: Path) -
     assert [topic for topic, _ in fake.committed].count("shadow.dlq") == 1
     assert fake.offsets == {("src", 0): 4}
     assert source.stats()["consumed"] == 4 and source.stats()["mirrored"] == 3
+
+
+def test_the_window_clock_survives_a_restart() -> None:
+    join = DecisionJoin(window_ms=1000, max_pending=10)
+    join.offer(_half(REQUEST, "late", 500))
+    join.clock.tick(REQUEST, 0, 1200)
+    join.clock.tick(DECISION, 0, 1200)
+    records = dict(join.changes())
+    assert decode_join_half(records[b"clock"]).newest == {"request:0": 1200, "decision:0": 1200}
+    # restarted: the changelog's halves and clock, and no record read yet
+    restored = DecisionJoin(window_ms=1000, max_pending=10)
+    restored.restore([decode_join_half(value) for value in records.values() if value])
+    restored.clock.expect(REQUEST, [0, 1])
+    restored.clock.expect(DECISION, [0])
+    assert len(restored) == 1 and restored.expire() == []  # request partition 1 not heard from
+    restored.clock.caught_up(REQUEST, 1)  # read to its end at once: nothing came
+    assert restored.expire() == []  # 500 + 1000 >= 1200
+    restored.clock.tick(REQUEST, 0, 1600)
+    restored.clock.caught_up(DECISION, 0)
+    (gone,) = restored.expire()  # decisions stood at 1200 before the restart, read to the end
+    assert gone.reason == "unmatched_request" and gone.half.txn_id == "late"

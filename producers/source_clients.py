@@ -127,7 +127,11 @@ class SourceClients:
             return
         self.partitions = {topic: self._partitions(topic) for topic in self.topics}
         partitions = [TopicPartition(t, p) for t, ps in self.partitions.items() for p in ps]
-        self.consumer.assign(self._resume_points(partitions))
+        points = self._resume_points(partitions)
+        logger.info(
+            "reading from %s", ", ".join(f"{t.topic}[{t.partition}]@{t.offset}" for t in points)
+        )
+        self.consumer.assign(points)
 
     def _partitions(self, topic: str) -> list[int]:
         metadata = self.consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)

@@ -5,9 +5,9 @@ waits in memory for its other half. Bounds:
 
 - time: a half waits ``source.join_window_s`` by the Kafka timestamps of the records, measured
   against the partition read least far (``JoinClock``: the lowest newest timestamp over every
-  partition of both topics that is not read to its end), so a backlog on one topic or
-  partition does not expire the other's halves early; a half past the window goes to the DLQ
-  as ``unmatched_request`` / ``unmatched_decision``;
+  partition of both topics; one read to its end moves on with the wall clock while it stays
+  idle), so a backlog on one topic or partition does not expire the other's halves early; a
+  half past the window goes to the DLQ as ``unmatched_request`` / ``unmatched_decision``;
 - memory: at most ``source.join_max_pending`` halves; beyond it the oldest goes to the DLQ as
   ``join_overflow`` (e.g. when one topic stops flowing, nothing else would expire).
 
@@ -22,6 +22,8 @@ offsets: nothing is joined twice or lost, and the window goes on from where it s
 from __future__ import annotations
 
 import collections
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shadow.envelope import JoinHalf, encode_join_half
@@ -54,12 +56,21 @@ Outcome = Joined | Unjoined
 
 
 class JoinClock:
-    """How far, in Kafka time, every partition of both topics has surely been read."""
+    """How far, in Kafka time, every partition of both topics has surely been read.
 
-    def __init__(self) -> None:
+    A partition being read stands at the newest timestamp read from it. One read to its end
+    (an end-of-partition event) stands there too, and then moves on with the wall clock while
+    it stays idle: a quiet partition does not stop the window, yet one whose next records are
+    only late in reaching this process (a fetch behind its siblings') cannot expire the other
+    side's halves early unless it lags more than the window in real time.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.expected: set[tuple[str, int]] = set()
         self.newest: dict[tuple[str, int], int] = {}
-        self.idle: set[tuple[str, int]] = set()
+        self.idle: dict[tuple[str, int], float] = {}
+        """Partitions read to their end: since when (monotonic seconds)."""
+        self._monotonic = monotonic
 
     def expect(self, kind: str, partitions: list[int]) -> None:
         """The clock stands still until each of these partitions was heard from."""
@@ -67,25 +78,29 @@ class JoinClock:
 
     def tick(self, kind: str, partition: int, timestamp: int) -> None:
         key = (kind, partition)
-        self.idle.discard(key)
+        self.idle.pop(key, None)
         if timestamp > self.newest.get(key, 0):
             self.newest[key] = timestamp
 
     def caught_up(self, kind: str, partition: int) -> None:
-        """The partition was read to its end: until it has more, it holds nothing back."""
-        self.idle.add((kind, partition))
+        """The partition was read to its end."""
+        self.idle.setdefault((kind, partition), self._monotonic())
 
     def now(self) -> int:
-        """The lowest newest timestamp of the partitions still being read; when all are read
-        to their end, the newest of all; 0 while a partition was not heard from yet."""
-        if not self.expected <= set(self.newest) | self.idle:
+        """The lowest point any partition surely stands at (0 while one was not heard from;
+        a partition that never had a record holds nothing back)."""
+        if not self.expected <= set(self.newest) | set(self.idle):
             return 0
-        active = [stamp for key, stamp in self.newest.items() if key not in self.idle]
-        return min(active) if active else max(self.newest.values(), default=0)
+        moment = self._monotonic()
+        points = [
+            stamp + round((moment - self.idle[key]) * 1000) if key in self.idle else stamp
+            for key, stamp in self.newest.items()
+        ]
+        return min(points, default=0)
 
     def reset(self, newest: dict[str, int] | None = None) -> None:
         """Start again from a clock record's marks ("<kind>:<partition>": timestamp)."""
-        self.idle.clear()
+        self.idle = {}
         self.newest = {}
         for key, stamp in (newest or {}).items():
             kind, _, partition = key.rpartition(":")

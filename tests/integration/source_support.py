@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import xxhash
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 MAPPING = """
 txn_id: id
@@ -73,6 +76,7 @@ def produce_json(
     topic: str,
     records: list[tuple[bytes | None, Any]],
     timestamps: list[int] | None = None,
+    partitions: list[int] | None = None,
 ) -> list[tuple[int, int]]:
     """Produce (key, value) pairs (a dict value as JSON, bytes as they are), with these Kafka
     timestamps (ms) if given; returns the (partition, offset) of each, in order."""
@@ -91,8 +95,9 @@ def produce_json(
         while True:
             try:
                 stamp = timestamps[index] if timestamps else 0
+                partition = partitions[index] if partitions else -1
                 producer.produce(
-                    topic, value=data, key=key, on_delivery=report(index), timestamp=stamp
+                    topic, data, key, partition, on_delivery=report(index), timestamp=stamp
                 )
                 break
             except BufferError:
@@ -102,10 +107,11 @@ def produce_json(
 
 
 def read_all(
-    bootstrap: str, topic: str, isolation: str = "read_committed", quiet_s: float = 3.0
+    bootstrap: str, topic: str, isolation: str = "read_committed", timeout_s: float = 60.0
 ) -> list[Any]:
-    """Every record of the topic (all partitions) from the start until nothing new comes for
-    quiet_s seconds; with read_committed, only committed transactions."""
+    """Every record of the topic (all partitions), from the start to each partition's end as
+    it is now (its high watermark); with read_committed, only committed transactions (the
+    position still passes aborted records and transaction markers)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -115,18 +121,20 @@ def read_all(
         }
     )
     metadata = consumer.list_topics(topic, timeout=20).topics[topic]
-    consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+    partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
+    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=20)[1] for tp in partitions}
+    consumer.assign(partitions)
     out: list[Any] = []
-    last = time.monotonic()
+    deadline = time.monotonic() + timeout_s
     try:
-        while time.monotonic() - last < quiet_s:
-            for message in consumer.consume(2000, 0.5):
-                if message.error() is None:
-                    out.append(message)
-                    last = time.monotonic()
+        while time.monotonic() < deadline:
+            out.extend(m for m in consumer.consume(2000, 0.5) if m.error() is None)
+            positions = consumer.position(partitions)
+            if all(tp.offset >= ends[tp.partition] or ends[tp.partition] == 0 for tp in positions):
+                return out
     finally:
         consumer.close()
-    return out
+    raise AssertionError(f"{topic} not read to its end in {timeout_s:.0f} s")
 
 
 def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
@@ -134,12 +142,44 @@ def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> 
     wait while a killed process's transaction holds offsets, until that transaction ends."""
     config = {"bootstrap.servers": bootstrap, "group.id": group}
     consumer = Consumer({**config, "isolation.level": "read_uncommitted"})
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
     try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        return sum(max(0, tp.offset) for tp in consumer.committed(tps, timeout=20))
+        for _ in range(30):  # a young broker's coordinator may still be loading
+            try:
+                return sum(max(0, tp.offset) for tp in consumer.committed(tps, timeout=20))
+            except KafkaException:
+                time.sleep(1)
+        raise AssertionError(f"no committed offsets of {group} in 30 tries")
     finally:
         consumer.close()
 
 
 def headers_of(message: Any) -> dict[str, str]:
     return {name: value.decode() for name, value in message.headers() or []}
+
+
+class Spawner:
+    """Starts `shadow tap from-topic` processes and kills any still running at the end (a
+    failing test must leave none behind)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.started: list[subprocess.Popen] = []
+
+    def __call__(self, config: Path, log: Path, *extra: str) -> subprocess.Popen:
+        command = "from shadow.cli import main; main()"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", command, "tap", "from-topic", "--config", str(config), *extra],
+            cwd=self.root,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.started.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)

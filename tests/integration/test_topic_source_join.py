@@ -4,13 +4,11 @@ window; the unmatched go to the DLQ; the join's state survives a stop and kill -
 from __future__ import annotations
 
 import collections
-import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import pytest
 import yaml
 from source_support import (
     JOINED_MAPPING,
+    Spawner,
     committed_total,
     headers_of,
     produce_json,
@@ -29,20 +28,23 @@ from source_support import (
 
 from producers.topic_mapping import load_mapping
 from producers.topic_source import TopicSource
+from shadow.sampling import Sampler
 from shadow.settings import load_settings
 
 pytestmark = pytest.mark.integration
 
 RATE, SALT = 0.5, "join-test"
-BASE_MS = 1_767_225_600_000
-WINDOW_S = 2.0
+BASE_MS = time.time_ns() // 1_000_000 - 2 * 3_600_000
+"""Two hours ago: the records' Kafka timestamps must stay within the broker's retention (a
+segment whose newest timestamp is older is deleted) and not lie in the future."""
+WINDOW_S = 10.0
+"""Longer than a run waits idle (a partition read to its end moves on with the wall clock)."""
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _traffic(n: int) -> tuple[list[Any], list[int], list[Any], list[int]]:
     """Requests and decisions: every 100th request has no decision, every 100th decision
-    (offset by 50) has no request; a decision is 50 ms after its request; the last pair is
-    10 s after the rest, so every unmatched half's window has passed by then."""
+    (offset by 50) has no request; a decision is 50 ms after its request."""
     requests, request_ts, decisions, decision_ts = [], [], [], []
     for i in range(n):
         txn = f"j-{i:06d}"
@@ -53,11 +55,17 @@ def _traffic(n: int) -> tuple[list[Any], list[int], list[Any], list[int]]:
         if i % 100 != 0:
             decisions.append((txn.encode(), _decision(txn, i)))
             decision_ts.append(BASE_MS + i + 50)
-    requests.append((b"tick", _request("tick", n)))
-    request_ts.append(BASE_MS + n + 10_000)
-    decisions.append((b"tick", _decision("tick", n)))
-    decision_ts.append(BASE_MS + n + 10_000)
     return requests, request_ts, decisions, decision_ts
+
+
+def _end_of_traffic(bootstrap: str, topic: str, partitions: int, make: Any) -> None:
+    """A record out of the sample on every partition, minutes after the traffic: the window's
+    clock passes every unmatched half's window (the record itself is never joined)."""
+    sampler = Sampler(RATE, SALT)
+    ids = [t for t in (f"end-{i}" for i in range(100)) if not sampler(t)][:partitions]
+    records = [(t.encode(), make(t, 0)) for t in ids]
+    stamps = [BASE_MS + 1_000_000] * partitions
+    produce_json(bootstrap, topic, records, stamps, list(range(partitions)))
 
 
 def _request(txn: str, i: int) -> dict[str, Any]:
@@ -104,7 +112,7 @@ def _check(bootstrap: str, shadow: str, requests: list[Any], decisions: list[Any
     assert set(seen) == joined
     for message in envelopes:
         value = msgspec.json.decode(message.value())
-        i = int(value["txn_id"].removeprefix("j-")) if value["txn_id"] != "tick" else 3000
+        i = int(value["txn_id"].removeprefix("j-"))
         assert value["live"]["score"] == (i % 1000) / 1000  # from the decision
         assert value["features"] == {"amount": i}  # from the request
     letters = [(m.key().decode(), headers_of(m)) for m in read_all(bootstrap, f"{shadow}.dlq")]
@@ -123,38 +131,35 @@ def test_requests_and_decisions_are_joined_across_a_restart(
     spec = load_mapping(settings.source.mapping, joined=True)
     requests, request_ts, decisions, decision_ts = _traffic(3000)
     half = len(decisions) // 2
-    produce_json(kafka_bootstrap, topics["requests"], requests[:-1], request_ts[:-1])
+    produce_json(kafka_bootstrap, topics["requests"], requests, request_ts)
     produce_json(kafka_bootstrap, topics["decisions"], decisions[:half], decision_ts[:half])
     first = TopicSource(settings, spec).run(idle_exit_s=3)
     assert first["join_waiting"] > 0  # requests still waiting for decisions: in the changelog
     produce_json(kafka_bootstrap, topics["decisions"], decisions[half:], decision_ts[half:])
-    produce_json(kafka_bootstrap, topics["requests"], requests[-1:], request_ts[-1:])
+    _end_of_traffic(kafka_bootstrap, topics["requests"], 3, _request)
+    _end_of_traffic(kafka_bootstrap, topics["decisions"], 2, _decision)
     second = TopicSource(settings, spec).run(idle_exit_s=3)
-    assert second["join_waiting"] <= 1  # at most the last tick waits for nothing more
+    assert second["join_waiting"] == 0
     count = _check(kafka_bootstrap, topics["shadow"], requests, decisions)
     assert count == first["mirrored"] + second["mirrored"]
 
 
-def _spawn(config: Path, log: Path, *extra: str) -> subprocess.Popen:
-    command = "from shadow.cli import main; main()"
-    return subprocess.Popen(
-        [sys.executable, "-c", command, "tap", "from-topic", "--config", str(config), *extra],
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+@pytest.fixture
+def spawn() -> Iterator[Spawner]:
+    spawner = Spawner(ROOT)
+    yield spawner
+    spawner.stop_all()
 
 
 def test_kill_9_three_times_while_joining(
-    kafka_bootstrap, unique_topic, unique_group, tmp_path: Path
+    kafka_bootstrap, unique_topic, unique_group, tmp_path: Path, spawn: Spawner
 ) -> None:
     topics = {"requests": unique_topic(3), "decisions": unique_topic(3), "shadow": unique_topic()}
     config = tmp_path / "source.yaml"
     config.write_text(yaml.safe_dump(_settings(kafka_bootstrap, tmp_path, topics, unique_group)))
     requests, request_ts, decisions, decision_ts = _traffic(20_000)
 
-    def feed() -> None:  # 99 decisions for every 100 requests, then the last tick
+    def feed() -> None:  # 99 decisions for every 100 requests, then the end
         for k, i in enumerate(range(0, len(requests), 1000)):
             produce_json(
                 kafka_bootstrap,
@@ -162,17 +167,18 @@ def test_kill_9_three_times_while_joining(
                 requests[i : i + 1000],
                 request_ts[i : i + 1000],
             )
-            j = slice(k * 990, min((k + 1) * 990, len(decisions) - 1))
+            j = slice(k * 990, (k + 1) * 990)
             produce_json(kafka_bootstrap, topics["decisions"], decisions[j], decision_ts[j])
             time.sleep(0.8)
-        produce_json(kafka_bootstrap, topics["decisions"], decisions[-1:], decision_ts[-1:])
+        _end_of_traffic(kafka_bootstrap, topics["requests"], 3, _request)
+        _end_of_traffic(kafka_bootstrap, topics["decisions"], 3, _decision)
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     log, rng, progress = tmp_path / "source.log", random.Random(3), [0]
     total = lambda: committed_total(kafka_bootstrap, unique_group, topics["requests"], 3)  # noqa: E731
     for _ in range(3):
-        proc = _spawn(config, log)
+        proc = spawn(config, log)
         deadline = time.monotonic() + 120
         while total() <= progress[-1]:
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
@@ -182,7 +188,7 @@ def test_kill_9_three_times_while_joining(
         assert proc.wait(10) == -signal.SIGKILL
         progress.append(total())
     feeder.join(180)
-    proc = _spawn(config, log, "--idle-exit", "5")
+    proc = spawn(config, log, "--idle-exit", "5")
     assert proc.wait(300) == 0, log.read_text()[-3000:]
     count = _check(kafka_bootstrap, topics["shadow"], requests, decisions)
     print(f"joined kill -9 x3 at committed request offsets {progress[1:]}: {count} envelopes")

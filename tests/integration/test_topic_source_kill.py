@@ -5,19 +5,19 @@ our code), each once, and every unmappable record is in the DLQ once."""
 from __future__ import annotations
 
 import collections
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 import yaml
 from source_support import (
+    Spawner,
     committed_total,
     headers_of,
     produce_json,
@@ -70,15 +70,11 @@ def _config(tmp_path: Path, bootstrap: str, source: str, shadow: str, group: str
     return path
 
 
-def _spawn(config: Path, log: Path, *extra: str) -> subprocess.Popen:
-    command = "from shadow.cli import main; main()"
-    return subprocess.Popen(
-        [sys.executable, "-c", command, "tap", "from-topic", "--config", str(config), *extra],
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+@pytest.fixture
+def spawn() -> Iterator[Spawner]:
+    spawner = Spawner(ROOT)
+    yield spawner
+    spawner.stop_all()
 
 
 def _wait_for_progress(group_total, beyond: int, proc: subprocess.Popen, log: Path) -> int:
@@ -93,7 +89,7 @@ def _wait_for_progress(group_total, beyond: int, proc: subprocess.Popen, log: Pa
 
 
 def test_kill_9_five_times_during_50k_source_records(
-    kafka_bootstrap, unique_topic, unique_group, tmp_path: Path
+    kafka_bootstrap, unique_topic, unique_group, tmp_path: Path, spawn: Spawner
 ) -> None:
     source, shadow = unique_topic(3, "src"), unique_topic(3, "shadow")
     config = _config(tmp_path, kafka_bootstrap, source, shadow, unique_group)
@@ -114,14 +110,14 @@ def test_kill_9_five_times_during_50k_source_records(
     group_total = lambda: committed_total(kafka_bootstrap, unique_group, source, 3)  # noqa: E731
     killed_at = [0]
     for _ in range(KILLS):
-        proc = _spawn(config, log)
+        proc = spawn(config, log)
         _wait_for_progress(group_total, killed_at[-1], proc, log)
         time.sleep(rng.uniform(0.0, 0.8))  # land anywhere: mid-batch, mid-commit, between
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(10) == -signal.SIGKILL
         killed_at.append(group_total())
     feeder.join(180)
-    proc = _spawn(config, log, "--idle-exit", "5", "--json")
+    proc = spawn(config, log, "--idle-exit", "5", "--json")
     assert proc.wait(300) == 0, log.read_text()[-3000:]
 
     good = [key.decode() for key, value in records if _mappable(value)]  # type: ignore[union-attr]
@@ -150,7 +146,7 @@ def test_kill_9_five_times_during_50k_source_records(
     )
     assert max(spots.values()) == 1
     assert set(spots) == bad, (len(spots), len(bad), sorted(bad - set(spots))[:5])
-    aborted = len(read_all(kafka_bootstrap, shadow, "read_uncommitted", 1.0)) - len(envelopes)
+    aborted = len(read_all(kafka_bootstrap, shadow, "read_uncommitted")) - len(envelopes)
     print(
         f"kill -9 x{KILLS}, committed source offsets at each kill {killed_at[1:]}; "
         f"{len(envelopes)} envelopes of {len(records)} records, {len(bad)} dead letters; "

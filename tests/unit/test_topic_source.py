@@ -13,7 +13,7 @@ import pytest
 
 from consumers.kafka import consumer_config
 from producers.source_clients import consumer_config as source_consumer_config
-from producers.topic_join import DECISION, REQUEST, DecisionJoin, Joined, Unjoined
+from producers.topic_join import DECISION, REQUEST, DecisionJoin, JoinClock, Joined, Unjoined
 from producers.topic_mapping import load_mapping
 from producers.topic_transform import SourceTransform
 from shadow.envelope import JoinHalf, LiveScore, decode, decode_join_half
@@ -214,7 +214,8 @@ def test_halves_pair_whichever_comes_first() -> None:
 
 
 def test_the_window_follows_the_partition_read_least_far() -> None:
-    join = DecisionJoin(window_ms=1000, max_pending=10)
+    join, wall = DecisionJoin(window_ms=1000, max_pending=10), [0.0]
+    join.clock = JoinClock(lambda: wall[0])
     join.clock.expect(REQUEST, [0])
     join.clock.expect(DECISION, [0, 1])
     join.offer(_half(REQUEST, "a", 100))
@@ -223,7 +224,9 @@ def test_the_window_follows_the_partition_read_least_far() -> None:
     assert join.expire() == []  # decisions partition 1 not heard from: the clock stands
     join.clock.tick(DECISION, 1, 900)
     assert join.expire() == []  # partition 1 is behind: a's decision may still come
-    join.clock.caught_up(DECISION, 1)
+    join.clock.caught_up(DECISION, 1)  # read to its end at 900: it stands there...
+    assert join.expire() == []  # (100 + 1000 >= 900: its next records may only be late)
+    wall[0] = 0.5  # ...and moves on with the wall clock while idle: 1400
     (gone,) = join.expire()
     assert isinstance(gone, Unjoined) and gone.reason == "unmatched_request"
 
@@ -349,7 +352,8 @@ def test_the_window_clock_survives_a_restart() -> None:
     records = dict(join.changes())
     assert decode_join_half(records[b"clock"]).newest == {"request:0": 1200, "decision:0": 1200}
     # restarted: the changelog's halves and clock, and no record read yet
-    restored = DecisionJoin(window_ms=1000, max_pending=10)
+    restored, wall = DecisionJoin(window_ms=1000, max_pending=10), [0.0]
+    restored.clock = JoinClock(lambda: wall[0])
     restored.restore([decode_join_half(value) for value in records.values() if value])
     restored.clock.expect(REQUEST, [0, 1])
     restored.clock.expect(DECISION, [0])
@@ -357,6 +361,8 @@ def test_the_window_clock_survives_a_restart() -> None:
     restored.clock.caught_up(REQUEST, 1)  # read to its end at once: nothing came
     assert restored.expire() == []  # 500 + 1000 >= 1200
     restored.clock.tick(REQUEST, 0, 1600)
-    restored.clock.caught_up(DECISION, 0)
-    (gone,) = restored.expire()  # decisions stood at 1200 before the restart, read to the end
+    restored.clock.caught_up(DECISION, 0)  # stood at 1200 before the restart, nothing new
+    assert restored.expire() == []
+    wall[0] = 0.4  # idle for 0.4 s: 1600
+    (gone,) = restored.expire()
     assert gone.reason == "unmatched_request" and gone.half.txn_id == "late"

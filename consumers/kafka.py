@@ -21,6 +21,8 @@ def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
+            # what `shadow tap from-topic` writes in an aborted transaction is never scored
+            "isolation.level": "read_committed",
         }
     )
     config.update(settings.worker.consumer_config)

@@ -81,14 +81,21 @@ def _masked(text: str, config: Mapping[str, Any]) -> str:
 
 
 def ensure_topic(
-    kafka: KafkaSettings, topic: str, partitions: int = 6, timeout: float = 30.0
+    kafka: KafkaSettings,
+    topic: str,
+    partitions: int = 6,
+    timeout: float = 30.0,
+    config: dict[str, str] | None = None,
 ) -> None:
-    """Create the topic if it does not exist (an existing one is left as it is)."""
+    """Create the topic if it does not exist (an existing one is left as it is); `config`
+    holds topic-level properties, e.g. {"cleanup.policy": "compact"}."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = new_client(AdminClient, base_config(kafka))
-    futures = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout)
+    futures = admin.create_topics(
+        [NewTopic(topic, partitions, 1, config=config or {})], operation_timeout=timeout
+    )
     try:
         futures[topic].result(timeout)
     except KafkaException as exc:

@@ -334,3 +334,77 @@ def decode_prediction(value: bytes | None) -> PredictionRecord:
             "schema_version", f"schema {record.schema}, expected {PREDICTION_RECORD_VERSION}"
         )
     return record
+
+
+# -- a live service's own records (shadow tap from-topic) ------------------------------------
+
+_any_decoder = msgspec.json.Decoder()
+
+
+def decode_source(value: bytes | None, max_bytes: int) -> dict[str, Any]:
+    """A record of a live service's own topic (its JSON, its schema) -> a dict, or
+    EnvelopeError (empty, oversized, not_json, not_object); the mapping takes it from there."""
+    if not value:
+        raise EnvelopeError("empty", "the record has no value")
+    if len(value) > max_bytes:
+        raise EnvelopeError("oversized", f"{len(value)} bytes, the limit is {max_bytes}")
+    try:
+        record = _any_decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        raise EnvelopeError("not_json", str(exc)) from None
+    if not isinstance(record, dict):
+        raise EnvelopeError("not_object", "the value is JSON but not an object")
+    return record
+
+
+def dead_letter_headers(
+    error: EnvelopeError, topic: str, partition: int, offset: int, detail_max: int = 300
+) -> list[tuple[str, bytes]]:
+    """Headers of a dead letter: why it was refused and where it came from."""
+    return [
+        (DLQ_REASON, error.reason.encode()),
+        (DLQ_DETAIL, error.detail[:detail_max].encode("utf-8", "replace")),
+        (DLQ_TOPIC, topic.encode()),
+        (DLQ_PARTITION, str(partition).encode()),
+        (DLQ_OFFSET, str(offset).encode()),
+    ]
+
+
+# -- the join's waiting halves (shadow tap from-topic with a decisions topic) ----------------
+
+
+class JoinHalf(msgspec.Struct, frozen=True, gc=False):
+    """A request waiting for its live decision, or a decision waiting for its request: the
+    value of the join's changelog (key ``<kind>:<txn_id>``), so a restart finds it again.
+    A request holds its event time and its features, already redacted; a decision its live
+    score. ``timestamp`` is the source record's Kafka timestamp (the join window's clock);
+    topic/partition/offset say where it came from, for its dead letter."""
+
+    kind: str
+    txn_id: str
+    timestamp: int
+    topic: str
+    partition: int
+    offset: int
+    event_time: int = 0
+    features: dict[str, _DecodedFeature] | None = None
+    live: LiveScore | None = None
+    newest: dict[str, int] | None = None
+    """Only in the join's clock record (kind ``clock``): the newest Kafka timestamp read per
+    ``<kind>:<partition>``."""
+
+
+_half_decoder = msgspec.json.Decoder(JoinHalf)
+
+
+def encode_join_half(half: JoinHalf) -> bytes:
+    """JoinHalf -> JSON bytes (a changelog value)."""
+    return _encoder.encode(half)
+
+
+def decode_join_half(value: bytes) -> JoinHalf:
+    """Changelog value -> JoinHalf, or EnvelopeError."""
+    try:
+        return _half_decoder.decode(value)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise EnvelopeError("wrong_type", str(exc)) from None

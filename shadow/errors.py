@@ -38,6 +38,17 @@ class UsageError(ShadowError):
     exit_code = 2
 
 
+class MappingError(ShadowError):
+    """A from-topic mapping file is unreadable or names a field wrongly."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, field: str, problem: str) -> None:
+        self.path = path
+        self.field = field
+        super().__init__(f"mapping {path}, {field}: {problem}")
+
+
 class DependencyMissing(ShadowError):
     """A program shadow needs (java, mvn, a Python extra) is not installed."""
 

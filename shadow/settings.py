@@ -131,6 +131,60 @@ class TapSettings(_Section):
     """Records waiting for the tap's sender thread at most; beyond it offers are dropped."""
 
 
+class SourceSettings(_Section):
+    """`shadow tap from-topic`: mirror a live service's own topic of scored transactions."""
+
+    topic: TopicName | None = None
+    """Topic of the live service's scored transactions (its own JSON) that `shadow tap
+    from-topic` mirrors; required by that command (or --topic)."""
+    decisions_topic: TopicName | None = None
+    """Topic of the live decisions when they are published apart from the requests: records of
+    both are joined on txn_id within source.join_window_s before an envelope is made."""
+    mapping: Path | None = None
+    """YAML file mapping the source records' fields to the envelope (see the README's
+    "Mirroring a live service's topic"); required by `shadow tap from-topic` (or --mapping)."""
+    group_id: str = "shadow-source"
+    """Consumer group of the source process(es); its committed offsets say where to resume."""
+    instance_id: str = "shadow-source-1"
+    """Names this process: its transactional.id (`<group_id>.<instance_id>`) and its static
+    group membership. Keep it across restarts (a restart then aborts the killed process's open
+    transaction at once); give each process of the group its own."""
+    start_at: Literal["earliest", "latest"] = "latest"
+    """Where a group without committed offsets starts reading: latest mirrors from now on,
+    earliest takes the topic's whole history (see also `shadow tap replay`)."""
+    dlq_topic: TopicName | None = None
+    """Dead-letter topic for source records that cannot be mapped or joined; unset means the
+    shadow topic's (kafka.dlq_topic, else `<kafka.topic>.dlq`)."""
+    batch_size: int = Field(default=2000, gt=0)
+    """Records taken per consume() call."""
+    poll_timeout_s: float = Field(default=0.2, gt=0)
+    """How long one consume() waits for records."""
+    commit_interval_ms: int = Field(default=500, gt=0)
+    """A transaction (envelopes, dead letters and the consumed offsets together) is committed
+    at least this often while records flow; what a kill -9 costs is redoing at most this."""
+    join_window_s: float = Field(default=60.0, gt=0)
+    """A request or decision waits this long (by the records' Kafka timestamps, as far as both
+    topics have been read) for its other half; then it goes to the DLQ as unmatched."""
+    join_max_pending: int = Field(default=200_000, gt=0)
+    """Halves (requests or decisions) waiting for their other half at most; beyond it the oldest
+    goes to the DLQ (reason join_overflow). Bounds the join's memory and its changelog."""
+    consumer_config: ClientConfig = Field(default_factory=dict)
+    """librdkafka overrides for the source's consumer (numbers and booleans as in
+    client_config)."""
+    producer_config: ClientConfig = Field(default_factory=dict)
+    """librdkafka overrides for the source's transactional producer (numbers and booleans as in
+    client_config), e.g. {"transaction.timeout.ms": 60000}."""
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self.group_id}.{self.instance_id}"
+
+    @property
+    def changelog_topic(self) -> str:
+        """Compacted topic holding the join's waiting halves (joined mode only)."""
+        return f"{self.group_id}.join-state"
+
+
 class WorkerSettings(_Section):
     group_id: str = "shadow-workers"
     """Consumer group shared by every worker process."""
@@ -312,6 +366,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     tap: TapSettings = TapSettings()
+    source: SourceSettings = SourceSettings()
     worker: WorkerSettings = WorkerSettings()
     store: StoreSettings = StoreSettings()
     registry: RegistrySettings = RegistrySettings()

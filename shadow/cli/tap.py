@@ -228,3 +228,47 @@ def _finish(topic: str, stats: dict[str, Any], max_failed: float, held: HeldBack
     check_delivery(topic, stats, max_failed, held)
     if held.count:
         typer.echo(held.summary(), err=True)
+
+
+@app.command("from-topic")
+def from_topic_cmd(
+    topic: Annotated[
+        str | None, typer.Option("--topic", help="Source topic (else source.topic).")
+    ] = None,
+    decisions_topic: Annotated[
+        str | None,
+        typer.Option("--decisions-topic", help="Live decisions topic to join (else source.*)."),
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", help="YAML field mapping (else source.mapping).")
+    ] = None,
+    idle_exit: Annotated[
+        float,
+        typer.Option("--idle-exit", help="Stop after this many seconds without records (0: run)."),
+    ] = 0.0,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Mirror a live service's own topic of scored transactions, exactly once."""
+    from producers.topic_mapping import load_mapping
+    from producers.topic_source import TopicSource
+    from shadow.settings_types import check_topic
+
+    for option, name in (("--topic", topic), ("--decisions-topic", decisions_topic)):
+        try:
+            if name is not None:
+                check_topic(name)
+        except ValueError as exc:
+            raise UsageError(f"{option} {name!r}: {exc}") from None
+    settings = settings_from(config)
+    updates = {"topic": topic, "decisions_topic": decisions_topic, "mapping": mapping}
+    source = settings.source.model_copy(update={k: v for k, v in updates.items() if v})
+    if not source.topic:
+        raise UsageError("no source topic: give --topic or set source.topic")
+    if source.mapping is None:
+        raise UsageError("no mapping: give --mapping FILE or set source.mapping")
+    spec = load_mapping(source.mapping, joined=source.decisions_topic is not None)
+    runner = TopicSource(settings.model_copy(update={"source": source}), spec)
+    runner.install_signal_handlers()
+    stats = runner.run(idle_exit)
+    _print_summary(f"from-topic {source.topic}", stats, as_json)

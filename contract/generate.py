@@ -31,8 +31,13 @@ from shadow import sampling  # noqa: E402
 from shadow.envelope import DEFAULT_MAX_BYTES, LiveScore, decode, encode, make_envelope  # noqa: E402
 from shadow.errors import EnvelopeError  # noqa: E402
 from shadow.redaction import Redactor  # noqa: E402
+from shadow.settings import WorkerSettings  # noqa: E402
 
 FOLDER = ROOT / "contract" / "v1"
+
+WORKER_EVENT_TIMES = WorkerSettings().event_times
+"""The event_time range a worker accepts with its default settings (worker.event_time_min and
+event_time_max): the verdicts are the worker's, as deployed by default."""
 
 
 def sampling_vectors() -> dict[str, Any]:
@@ -72,12 +77,19 @@ def envelope_vectors() -> dict[str, Any]:
             {"name": name, "input": item, "key": txn_id, "value": value.decode(), **_b64(value)}
         )
     decoded = [_decode_case(*case) for case in DECODE_CASES]
-    return {"version": 1, "max_bytes": DEFAULT_MAX_BYTES, "encode": encoded, "decode": decoded}
+    start, end = WORKER_EVENT_TIMES
+    return {
+        "version": 1,
+        "max_bytes": DEFAULT_MAX_BYTES,
+        "event_time_range_ms": {"start": start, "end": end},
+        "encode": encoded,
+        "decode": decoded,
+    }
 
 
 def _decode_case(name: str, key: bytes | None, value: bytes, max_bytes: int) -> dict[str, Any]:
     try:
-        envelope = decode(value, key, max_bytes)
+        envelope = decode(value, key, max_bytes, WORKER_EVENT_TIMES)
     except EnvelopeError as exc:
         verdict: dict[str, Any] = {"accepted": False, "reason": exc.reason}
     else:

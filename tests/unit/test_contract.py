@@ -20,7 +20,7 @@ from shadow.dev.process import free_port
 from shadow.envelope import LiveScore, decode
 from shadow.errors import EnvelopeError
 from shadow.redaction import Redactor
-from shadow.settings import Settings, load_settings
+from shadow.settings import Settings, WorkerSettings, load_settings
 
 V1 = Path(__file__).parents[2] / "contract" / "v1"
 SAMPLING = json.loads((V1 / "sampling.json").read_text(encoding="utf-8"))["cases"]
@@ -129,14 +129,17 @@ def test_the_worker_gives_the_vectors_verdict(case: dict[str, Any]) -> None:
     key = case["key"].encode() if case["key"] is not None else None
     value = base64.b64decode(case["value_base64"])
     verdict = case["verdict"]
+    window = ENVELOPES["event_time_range_ms"]
+    event_times = (window["start"], window["end"])
+    assert event_times == WorkerSettings().event_times  # the worker's default range
     try:
-        envelope = decode(value, key, case["max_bytes"])
+        envelope = decode(value, key, case["max_bytes"], event_times)
     except EnvelopeError as exc:
         assert not verdict["accepted"] and exc.reason == verdict["reason"]
     else:
         assert verdict["accepted"]
         assert json.loads(json.dumps(envelope, default=_plain)) == verdict["envelope"]
-    batch = split_batch([_Message(key, value)], "t", case["max_bytes"])  # the worker's ingest
+    batch = split_batch([_Message(key, value)], "t", case["max_bytes"], event_times)
     if verdict["accepted"]:
         assert len(batch.envelopes) == 1 and not batch.refused
     else:

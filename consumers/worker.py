@@ -284,10 +284,3 @@ class ShadowWorker(FlushAndCommit):
 
 def _names(partitions: list[Any]) -> str:
     return ",".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
-
-
-if __name__ == "__main__":
-    # run through the canonical modules (not __main__), so loggers have their real names
-    from consumers.service import main
-
-    main()

@@ -113,7 +113,8 @@ class ModelRegistry:
         ``threshold`` is the decision threshold; without it the model's ONNX metadata property
         ``threshold`` must carry one (else refused). ``feature_names`` is the list of
         transaction features (every input must be one); ``sha256`` the digest the caller
-        expects; ``canary`` defaults to a fixed synthetic transaction, and ``canary_score``,
+        expects; ``canary`` defaults to the model's inputs at neutral values (zero, false,
+        empty text: ``registry_checks.neutral_canary``), and ``canary_score``,
         when given, must be reproduced within 1e-5.
         """
         model_id = model_id_of(name, version)
@@ -133,7 +134,7 @@ class ModelRegistry:
             input_kind=signature.input_kind,
             score_output=signature.score_output,
             threshold=threshold,
-            canary=dict(canary) if canary is not None else checks.default_canary(),
+            canary=dict(canary) if canary is not None else checks.neutral_canary(signature),
             owner=owner,
             description=description,
             training_data=training_data,

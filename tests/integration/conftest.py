@@ -19,8 +19,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from shadow.dev.kafka import LocalKafka
-from shadow.dev.s3 import LocalS3
+from shadow.kit.dev.kafka import LocalKafka
+from shadow.kit.dev.s3 import LocalS3
 from shadow.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from shadow.dev.process import free_port
 from shadow.envelope import CandidateScore, LiveScore, PredictionRecord
-from shadow.reference_models import write_tiny_model
+from shadow.kit.dev.process import free_port
+from shadow.kit.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry
 from shadow.settings import Settings
 

@@ -16,10 +16,10 @@ from consumers.candidates import Candidate, CandidateSet
 from consumers.publisher import PredictionPublisher
 from consumers.worker import ShadowWorker
 from shadow.envelope import LiveScore, encode, make_envelope
-from shadow.reference_models import write_tiny_model
+from shadow.kit.reference_models import write_tiny_model
+from shadow.kit.synthetic import TransactionGenerator, feature_dicts
 from shadow.registry import ModelRegistry
 from shadow.scorer import OnnxScorer
-from shadow.synthetic import TransactionGenerator, feature_dicts
 
 pytestmark = pytest.mark.integration
 

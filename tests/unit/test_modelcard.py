@@ -5,8 +5,8 @@ from __future__ import annotations
 import onnx
 import pytest
 
+from shadow.kit.reference_models import write_tiny_model
 from shadow.modelcard import ModelCard, read_signature, split_model_id
-from shadow.reference_models import write_tiny_model
 
 
 def test_card_round_trips_through_json():

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.monitor import ShadowMonitor, parse_key, table_key
-from consumers.monitor_rules import Breach, JudgedWindow, breaches, closed_windows
-from consumers.monitor_windows import (
+from consumers.monitor.rules import Breach, JudgedWindow, breaches, closed_windows
+from consumers.monitor.shadow_monitor import ShadowMonitor, parse_key, table_key
+from consumers.monitor.windows import (
     WindowStats,
     decode_stats,
     encode_stats,

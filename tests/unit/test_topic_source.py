@@ -165,7 +165,7 @@ def test_a_joined_mapping_needs_decisions(tmp_path: Path) -> None:
 def test_the_cli_says_one_line_and_exits_2_for_a_bad_mapping(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("txn_id: id\nlive: {model_id: m}\nfeatures: {under: f}\n")
-    command = "from shadow.cli import main; main()"
+    command = "from shadow.app.cli import main; main()"
     done = subprocess.run(
         [
             sys.executable,

@@ -7,15 +7,15 @@ from typing import Annotated
 
 import typer
 
-from shadow.cli import analysis as analysis_cmd
-from shadow.cli import config as config_cmd
-from shadow.cli import demo as demo_cmd
-from shadow.cli import dev as dev_cmd
-from shadow.cli import models as models_cmd
-from shadow.cli import monitor as monitor_cmd
-from shadow.cli import tap as tap_cmd
-from shadow.cli import topics as topics_cmd
-from shadow.cli import worker as worker_cmd
+from shadow.app.cli import analysis as analysis_cmd
+from shadow.app.cli import config as config_cmd
+from shadow.app.cli import demo as demo_cmd
+from shadow.app.cli import dev as dev_cmd
+from shadow.app.cli import models as models_cmd
+from shadow.app.cli import monitor as monitor_cmd
+from shadow.app.cli import tap as tap_cmd
+from shadow.app.cli import topics as topics_cmd
+from shadow.app.cli import worker as worker_cmd
 from shadow.errors import ShadowError
 
 app = typer.Typer(

@@ -9,7 +9,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from shadow.dev.process import (
+from shadow.errors import DependencyMissing
+from shadow.kit.dev.process import (
     ServiceState,
     free_port,
     pid_alive,
@@ -19,7 +20,6 @@ from shadow.dev.process import (
     wait_until,
     write_state,
 )
-from shadow.errors import DependencyMissing
 
 logger = logging.getLogger(__name__)
 

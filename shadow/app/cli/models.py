@@ -8,13 +8,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shadow.cli.common import ActorOption, ConfigOption, JsonOption, settings_from
+from shadow.app.cli.common import ActorOption, ConfigOption, JsonOption, settings_from
 from shadow.errors import UsageError
 
 if TYPE_CHECKING:
     from shadow.registry import Event, ModelRecord, ModelRegistry
 
 app = typer.Typer(help="Model registry: register, list, show, transition, rollback, history.")
+
+
+def default_canary() -> dict[str, Any]:
+    """A fixed synthetic transaction: the canary of a registration that names none."""
+    from shadow.kit.synthetic import TransactionGenerator, features_of
+
+    frame = TransactionGenerator(seed=0).batch(1, start_ms=1_767_225_600_000)
+    return features_of(frame.iloc[0])
 
 
 def _registry(config: Path | None) -> ModelRegistry:
@@ -61,7 +69,7 @@ def register(
         name,
         version,
         threshold=threshold,
-        canary=canary_features,
+        canary=canary_features if canary_features is not None else default_canary(),
         canary_score=canary_score,
         feature_names=_read_json(features, list) if features else None,
         actor=actor,

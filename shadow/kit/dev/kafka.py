@@ -11,8 +11,9 @@ import time
 import uuid
 from pathlib import Path
 
-from shadow.dev.kafka_files import LOG4J, POM, server_properties
-from shadow.dev.process import (
+from shadow.errors import DependencyMissing, ServiceError
+from shadow.kit.dev.kafka_files import LOG4J, POM, server_properties
+from shadow.kit.dev.process import (
     ServiceState,
     free_port,
     log_tail,
@@ -24,7 +25,6 @@ from shadow.dev.process import (
     wait_until,
     write_state,
 )
-from shadow.errors import DependencyMissing, ServiceError
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.monitor_windows import WindowStats, figures
+from consumers.monitor.windows import WindowStats, figures
 from shadow.settings import MonitorRule
 
 

@@ -1,6 +1,6 @@
 """SyntheticLiveService - stands in for the live fraud service: generate, score live, offer, label.
 
-Transactions come from ``shadow.synthetic.TransactionGenerator`` at their Poisson arrival times;
+Transactions come from ``shadow.kit.synthetic.TransactionGenerator`` at their Poisson arrival times;
 each (micro-batch) is scored by the live model - a ``producers.live.LiveModel`` that follows the
 registry, or a fixed ONNX file (``FileModel``) - the latency of that call is measured, and every
 transaction is offered to the ``ShadowTap`` with the model that scored it, as a real service
@@ -103,7 +103,7 @@ class SyntheticLiveService:
     Use a seed other than the one the models were trained with (the reference models use 7),
     or the live model scores its own training rows. ``model`` (e.g. a LiveModel) scores instead
     of the file at ``live_model_path``. ``calendar_ms`` fixes the traffic's calendar (see
-    shadow.synthetic.TransactionGenerator) while its event times follow the wall clock.
+    shadow.kit.synthetic.TransactionGenerator) while its event times follow the wall clock.
     """
 
     def __init__(
@@ -119,7 +119,7 @@ class SyntheticLiveService:
         model: Predictor | None = None,
         calendar_ms: int | None = None,
     ) -> None:
-        from shadow.synthetic import TransactionGenerator
+        from shadow.kit.synthetic import TransactionGenerator
 
         self.settings = settings
         self.seed = seed
@@ -167,7 +167,7 @@ class SyntheticLiveService:
         return result
 
     def _serve(self, frame: Any, tap: Any, result: SyntheticRun, first_ms: int, t0: float) -> None:
-        from shadow.synthetic import feature_dicts
+        from shadow.kit.synthetic import feature_dicts
 
         rows = feature_dicts(frame)
         ids = frame["txn_id"].tolist()
@@ -197,7 +197,7 @@ class SyntheticLiveService:
         import pandas as pd
         import pyarrow as pa
 
-        from shadow.synthetic import labels_of
+        from shadow.kit.synthetic import labels_of
 
         frame = pd.concat(self._frames, ignore_index=True)
         return pa.Table.from_pandas(labels_of(frame, self.seed), LABEL_SCHEMA, preserve_index=False)

@@ -29,7 +29,7 @@ def register_models(registry: ModelRegistry, seed: int) -> DemoModels:
 
     Each model's decision threshold alerts on ALERT_RATE of the traffic, as a fraud team sets it.
     """
-    from shadow.reference_models import build_reference_models
+    from shadow.kit.reference_models import build_reference_models
 
     built = build_reference_models(seed=seed)
     ids: dict[str, str] = {}
@@ -65,8 +65,8 @@ def alert_threshold(path: Path, seed: int, rows: int = 5000) -> float:
     """The score above which the model alerts on ALERT_RATE of fresh synthetic traffic."""
     import numpy as np
 
-    from producers.synthetic import live_scorer
-    from shadow.synthetic import TransactionGenerator, feature_dicts
+    from shadow.kit.live_service import live_scorer
+    from shadow.kit.synthetic import TransactionGenerator, feature_dicts
 
     frame = TransactionGenerator(seed + 99).batch(rows)
     scores = live_scorer(path, "threshold@probe", 0.5).score_features(feature_dicts(frame)).scores

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from shadow.cli.common import ConfigOption, settings_from
+from shadow.app.cli.common import ConfigOption, kafka_settings_from, settings_from
 
 
 def demo(
@@ -29,8 +29,8 @@ def demo(
     """Run live traffic through the tap, score candidates in shadow, compare, gate, promote."""
     from rich.console import Console
 
-    from shadow.demo.run import DemoOptions, run_demo
-    from shadow.demo.verdict import verdict_table
+    from shadow.app.demo.run import DemoOptions, run_demo
+    from shadow.app.demo.verdict import verdict_table
 
     settings = settings_from(config)
     if not verbose:
@@ -75,7 +75,7 @@ def seed(
     write its labels, wait until the workers committed it all. Then run compare and gate."""
     import json
 
-    from shadow.demo.seed import seed_traffic
+    from shadow.app.demo.seed import seed_traffic
 
-    summary = seed_traffic(settings_from(config), seconds, tps, seed)
+    summary = seed_traffic(kafka_settings_from(config), seconds, tps, seed)
     typer.echo(json.dumps(summary))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from shadow.cli.common import ConfigOption, settings_from
+from shadow.app.cli.common import ConfigOption, settings_from
 
 app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 

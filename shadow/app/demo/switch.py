@@ -22,7 +22,7 @@ from shadow.settings import Settings
 
 if TYPE_CHECKING:
     from producers.live import LiveModel
-    from shadow.demo.progress import PipelineStatus
+    from shadow.app.demo.progress import PipelineStatus
 
 POST_SECONDS = 12.0
 """Seconds of live traffic after the gate; the promotion happens during it."""
@@ -73,7 +73,7 @@ def promote_under_traffic(
     tps: float,
 ) -> Switch:
     """Serve POST_SECONDS of traffic; PROMOTE_AFTER seconds in, promote `best` to production."""
-    from shadow.demo.verdict import promote
+    from shadow.app.demo.verdict import promote
 
     switch = Switch(live.model_id, best)
     swaps = len(live.swaps)

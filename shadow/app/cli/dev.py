@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shadow.cli.common import ConfigOption, JsonOption, settings_from
+from shadow.app.cli.common import ConfigOption, JsonOption, settings_from
 
 app = typer.Typer(help="Local services for development, tests and the demo.", no_args_is_help=True)
 kafka_app = typer.Typer(
@@ -23,14 +23,14 @@ PortOption = Annotated[
 
 
 def _kafka(config):  # type: ignore[no-untyped-def]
-    from shadow.dev.kafka import LocalKafka
+    from shadow.kit.dev.kafka import LocalKafka
 
     settings = settings_from(config)
     return LocalKafka(settings.kafka.dev_version, settings.kafka.dev_home)
 
 
 def _s3(config):  # type: ignore[no-untyped-def]
-    from shadow.dev.s3 import LocalS3
+    from shadow.kit.dev.s3 import LocalS3
 
     return LocalS3(settings_from(config).kafka.dev_home)
 

@@ -32,3 +32,11 @@ def settings_from(config: Path | None) -> Settings:
     settings = load_settings(config)
     configure_logging(settings.log)
     return settings
+
+
+def kafka_settings_from(config: Path | None) -> Settings:
+    """settings_from, for a command that talks to Kafka: an unset kafka.bootstrap_servers
+    becomes the address of the broker `shadow dev kafka start` runs, when one runs."""
+    from shadow.app.dev_broker import with_dev_broker
+
+    return with_dev_broker(settings_from(config))

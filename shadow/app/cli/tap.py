@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from shadow.cli.common import ConfigOption, JsonOption, settings_from
-from shadow.cli.tap_outcome import HeldBack, check_delivery
+from shadow.app.cli.common import ConfigOption, JsonOption, kafka_settings_from
+from shadow.app.cli.tap_outcome import HeldBack, check_delivery
 from shadow.errors import UsageError
 from shadow.settings import Settings
 from shadow.topics import wait_for_broker
@@ -139,7 +139,7 @@ def replay_cmd(
     )
     limit = parse_rate(rate_limit)
     total = count_rows(file)
-    settings = with_sample_rate(settings_from(config), sample_rate)
+    settings = with_sample_rate(kafka_settings_from(config), sample_rate)
     # the hand-off tap whatever tap.inline says: replay waits for room in its queue (a
     # slower replay, nothing dropped); tap.inline is about a live service's request path
     # the tap first: a setting it refuses is named before any broker is waited for
@@ -183,14 +183,14 @@ def synthetic_cmd(
 
     Exits 1 (one line saying why) when nothing was delivered or more than --max-failed was lost.
     """
-    from producers.synthetic import SyntheticLiveService
     from producers.tap import open_tap
+    from shadow.kit.live_service import SyntheticLiveService
 
     if tps <= 0 or seconds <= 0:
         raise UsageError("--tps and --seconds must be positive")
-    settings = with_sample_rate(settings_from(config), sample_rate)
+    settings = with_sample_rate(kafka_settings_from(config), sample_rate)
     if live_model is None:
-        from shadow.reference_models import build_reference_models
+        from shadow.kit.reference_models import build_reference_models
 
         live_model = build_reference_models()["lr"].path
         live_model_id = live_model_id or "lr@ref"
@@ -260,7 +260,7 @@ def from_topic_cmd(
                 check_topic(name)
         except ValueError as exc:
             raise UsageError(f"{option} {name!r}: {exc}") from None
-    settings = settings_from(config)
+    settings = kafka_settings_from(config)
     updates = {"topic": topic, "decisions_topic": decisions_topic, "mapping": mapping}
     source = settings.source.model_copy(update={k: v for k, v in updates.items() if v})
     if not source.topic:

@@ -34,8 +34,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from shadow import synthetic
-from shadow.synthetic import (
+from shadow.kit import synthetic
+from shadow.kit.synthetic import (
     BOOL_FEATURES,
     FEATURE_NAMES,
     NUMERIC_FEATURES,
@@ -120,7 +120,9 @@ def _info(
         "canary_score": score,
         "feature_names": list(FEATURE_NAMES),
         "description": f"reference {name} model, holdout ROC-AUC {auc:.4f}",
-        "training_data": f"shadow.synthetic TransactionGenerator(seed={seed}) first {n_train} rows",
+        "training_data": (
+            f"shadow.kit.synthetic TransactionGenerator(seed={seed}) first {n_train} rows"
+        ),
     }
 
 
@@ -236,7 +238,7 @@ def write_tiny_model(path: Path, kind: str = "columns", weight: float = 1.0) -> 
     ``wrong_shape`` (answers one score whatever N), ``failing`` (raises at run time),
     ``runaway`` (loops max(amount) times before it answers: a deadline test).
     """
-    from shadow import tiny_models
+    from shadow.kit import tiny_models
 
     model = tiny_models.build(kind, weight)
     path.parent.mkdir(parents=True, exist_ok=True)

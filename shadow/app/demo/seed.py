@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shadow.demo.models import NAME, DemoModels, register_models
+from shadow.app.demo.models import NAME, DemoModels, register_models
 from shadow.errors import RegistryError, ServiceError
 from shadow.settings import Settings
 
@@ -25,8 +25,8 @@ DRAIN_TIMEOUT_S = 300.0
 
 def demo_models(settings: Settings, seed: int) -> DemoModels:
     """The demo models in the registry: registered now, or found from an earlier run."""
-    from shadow.demo.models import CANDIDATES, LIVE
-    from shadow.reference_models import build_reference_models
+    from shadow.app.demo.models import CANDIDATES, LIVE
+    from shadow.kit.reference_models import build_reference_models
     from shadow.registry import ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
@@ -45,7 +45,7 @@ def demo_models(settings: Settings, seed: int) -> DemoModels:
 
 def seed_traffic(settings: Settings, seconds: float, tps: float, seed: int) -> dict[str, Any]:
     """Models, traffic, labels, and the workers' commits; the traffic summary."""
-    from producers.synthetic import SyntheticLiveService
+    from shadow.kit.live_service import SyntheticLiveService
     from shadow.objectstore import open_store
 
     models = demo_models(settings, seed)
@@ -60,8 +60,8 @@ def seed_traffic(settings: Settings, seconds: float, tps: float, seed: int) -> d
 
 
 def _wait_committed(settings: Settings, timeout: float) -> None:
+    from shadow.app.demo.progress import group_lag
     from shadow.clients import base_config
-    from shadow.demo.progress import group_lag
 
     kafka, group = settings.kafka, settings.worker.group_id
     deadline = time.monotonic() + timeout

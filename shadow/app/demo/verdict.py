@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from shadow.demo.models import ACTOR
+from shadow.app.demo.models import ACTOR
 from shadow.settings import Settings
 
 COLUMNS = {

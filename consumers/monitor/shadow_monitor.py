@@ -1,6 +1,6 @@
 """ShadowMonitor - live early warning: window tallies per candidate, rules, failing in the registry.
 
-The Faust wiring (consumers.monitor_app) feeds ``absorb`` from the predictions topic, keeps the
+The Faust wiring (consumers.monitor.app) feeds ``absorb`` from the predictions topic, keeps the
 tallies in a changelog-backed table (a plain mapping here, so this class runs without Faust),
 and calls ``judge`` on a timer. Table keys are ``"<model_id>|<window start ms>"``, values the
 msgpack bytes of a WindowStats.
@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
-from consumers.monitor_rules import Breach, breaches, closed_windows
-from consumers.monitor_windows import (
+from consumers.monitor.rules import Breach, breaches, closed_windows
+from consumers.monitor.windows import (
     FIGURES,
     WindowStats,
     decode_stats,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shadow.cli.common import ActorOption, ConfigOption, JsonOption, settings_from
+from shadow.app.cli.common import ActorOption, ConfigOption, JsonOption, settings_from
 
 if TYPE_CHECKING:
     from analysis.judgement import Judgement

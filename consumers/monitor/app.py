@@ -13,11 +13,16 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from consumers.monitor import FailHook, MonitorMetrics, ShadowMonitor, registry_fail_hook
-from consumers.monitor_auth import broker_credentials
-from consumers.publisher import ensure_predictions_topic
+from consumers.monitor.auth import broker_credentials
+from consumers.monitor.shadow_monitor import (
+    FailHook,
+    MonitorMetrics,
+    ShadowMonitor,
+    registry_fail_hook,
+)
 from shadow.envelope import decode_prediction
 from shadow.errors import ConfigError, EnvelopeError
+from shadow.topics import ensure_predictions_topic
 
 if TYPE_CHECKING:
     import faust

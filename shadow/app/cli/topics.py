@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shadow.cli.common import ConfigOption, JsonOption, settings_from
+from shadow.app.cli.common import ConfigOption, JsonOption, kafka_settings_from
 from shadow.errors import UsageError
 
 app = typer.Typer(help="Kafka topics shadow reads and writes.", no_args_is_help=True)
@@ -32,7 +32,7 @@ def create(
 
     if partitions < 1 or replication < 1:
         raise UsageError("--partitions and --replication must be at least 1")
-    settings = settings_from(config)
+    settings = kafka_settings_from(config)
     states = create_topics(settings.kafka, shadow_topics(settings), partitions, replication)
     if as_json:
         typer.echo(json.dumps([state.as_dict() for state in states]))

@@ -1,7 +1,7 @@
 """Demo run - live traffic through the tap, two workers, labels, comparison, gate, promotion.
 
 The live service scores through ``producers.live.LiveModel``; after the gate, the chosen
-candidate is promoted under traffic (shadow.demo.switch) and the live model switches to it.
+candidate is promoted under traffic (shadow.app.demo.switch) and the live model switches to it.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from shadow.demo.models import NAME, DemoModels
-from shadow.demo.progress import PipelineStatus, group_lag
-from shadow.demo.stack import DemoStack
-from shadow.demo.switch import LIVE_POLL_SECONDS, Switch, compare_after, promote_under_traffic
+from shadow.app.demo.models import NAME, DemoModels
+from shadow.app.demo.progress import PipelineStatus, group_lag
+from shadow.app.demo.stack import DemoStack
+from shadow.app.demo.switch import LIVE_POLL_SECONDS, Switch, compare_after, promote_under_traffic
 from shadow.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -129,8 +129,8 @@ def _worker_env(overrides: dict[str, dict[str, Any]]) -> dict[str, str]:
 def _prepare(
     settings: Settings, options: DemoOptions, console: Console, result: DemoResult
 ) -> None:
+    from shadow.app.demo.models import register_models
     from shadow.clients import ensure_topic
-    from shadow.demo.models import register_models
     from shadow.registry import ModelRegistry
 
     ensure_topic(settings.kafka, settings.kafka.topic, PARTITIONS)
@@ -188,9 +188,9 @@ def _run_traffic(
 
 
 def _open_traffic(settings: Settings, options: DemoOptions, stack: DemoStack, live: Any) -> Traffic:
-    from producers.synthetic import SyntheticLiveService
     from producers.tap import open_tap
     from shadow.clients import base_config
+    from shadow.kit.live_service import SyntheticLiveService
     from shadow.objectstore import open_store
 
     tap = open_tap(settings)
@@ -273,7 +273,7 @@ def _analyse(
 ) -> None:
     """Late labels, the comparison, the gate, the promotion, and the report that says them."""
     from analysis.run import run_comparison
-    from shadow.demo.verdict import decide, publish_outcome
+    from shadow.app.demo.verdict import decide, publish_outcome
     from shadow.objectstore import open_store
 
     service.write_labels(open_store(settings.store))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shadow.cli.common import ConfigOption, settings_from
+from shadow.app.cli.common import ConfigOption, kafka_settings_from
 
 
 def worker(config: ConfigOption = None) -> None:
@@ -13,4 +13,4 @@ def worker(config: ConfigOption = None) -> None:
     """
     from consumers.service import serve
 
-    serve(settings_from(config))
+    serve(kafka_settings_from(config))

@@ -11,9 +11,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from shadow.dev.kafka import LocalKafka
-from shadow.dev.process import free_port, stop_pid
 from shadow.errors import ServiceError
+from shadow.kit.dev.kafka import LocalKafka
+from shadow.kit.dev.process import free_port, stop_pid
 from shadow.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class DemoStack:
 
     def start_workers(self, count: int, env: dict[str, str], config: Path | None) -> None:
         """`count` worker processes in one consumer group, each with its own HTTP port."""
-        argv = [sys.executable, "-m", "consumers.worker"]
+        argv = [sys.executable, "-m", "shadow", "worker"]
         if config is not None:
             argv += ["--config", str(config)]
         for i in range(count):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from shadow.cli.common import ConfigOption, settings_from
+from shadow.app.cli.common import ConfigOption, kafka_settings_from
 
 FaustLogOption = Annotated[
     str, typer.Option("--faust-log", help="Log level of Faust's own messages.")
@@ -18,9 +18,9 @@ def monitor(config: ConfigOption = None, faust_log: FaustLogOption = "warning") 
 
     Serves /shadow/windows/ (JSON) and /metrics (Prometheus) on monitor.web_port.
     """
-    settings = settings_from(config)
+    settings = kafka_settings_from(config)
     try:
-        from consumers.monitor_app import run
+        from consumers.monitor.app import run
     except ImportError as exc:
         from shadow.errors import DependencyMissing
 

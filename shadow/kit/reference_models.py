@@ -186,7 +186,12 @@ def _train_lightgbm(train: Any, seed: int, drop: tuple[str, ...]) -> tuple[bytes
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     columns = [c for c in (*NUMERIC_FEATURES, *BOOL_FEATURES) if c not in drop]
-    params = {"learning_rate": 0.05, "subsample": 0.8, "subsample_freq": 1, "verbose": -1}
+    params: dict[str, Any] = {
+        "learning_rate": 0.05,
+        "subsample": 0.8,
+        "subsample_freq": 1,
+        "verbose": -1,
+    }
     model = lightgbm.LGBMClassifier(
         n_estimators=200,
         max_depth=6,
@@ -207,8 +212,8 @@ def _train_lightgbm(train: Any, seed: int, drop: tuple[str, ...]) -> tuple[bytes
     )
     entry = onnx_model.metadata_props.add()
     entry.key, entry.value = "features", json.dumps(columns)
-    return onnx_model.SerializeToString(), lambda f: model.predict_proba(
-        f[columns].to_numpy(np.float32)
+    return onnx_model.SerializeToString(), lambda f: np.asarray(
+        model.predict_proba(f[columns].to_numpy(np.float32))
     )[:, 1]
 
 

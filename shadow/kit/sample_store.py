@@ -126,7 +126,9 @@ def _prediction_batch(
             ),
             "request_latency_us": _request_latency(model.role, latency, count),
             "error": pa.array(
-                np.where(failed & (not model.nan_scores), "model failed", None), pa.string()
+                # numpy's stubs take no None branch; an object array of text and None is meant
+                np.where(failed & (not model.nan_scores), "model failed", None),  # type: ignore[call-overload]
+                pa.string(),
             ),
             "kafka_partition": pa.array(np.full(count, partition, np.int32)),
             "kafka_offset": pa.array(offsets[keep]),

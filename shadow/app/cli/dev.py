@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shadow.app.cli.common import ConfigOption, JsonOption, settings_from
+
+if TYPE_CHECKING:
+    from shadow.kit.dev.kafka import LocalKafka
+    from shadow.kit.dev.process import ServiceState
+    from shadow.kit.dev.s3 import LocalS3
 
 app = typer.Typer(help="Local services for development, tests and the demo.", no_args_is_help=True)
 kafka_app = typer.Typer(
@@ -22,20 +28,20 @@ PortOption = Annotated[
 ]
 
 
-def _kafka(config):  # type: ignore[no-untyped-def]
+def _kafka(config: Path | None) -> LocalKafka:
     from shadow.kit.dev.kafka import LocalKafka
 
     settings = settings_from(config)
     return LocalKafka(settings.kafka.dev_version, settings.kafka.dev_home)
 
 
-def _s3(config):  # type: ignore[no-untyped-def]
+def _s3(config: Path | None) -> LocalS3:
     from shadow.kit.dev.s3 import LocalS3
 
     return LocalS3(settings_from(config).kafka.dev_home)
 
 
-def _print(state, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _print(state: ServiceState, as_json: bool) -> None:
     if as_json:
         typer.echo(state.to_json())
     elif state.running:

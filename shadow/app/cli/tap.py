@@ -151,7 +151,7 @@ def replay_cmd(
         tap.close(30)
         stats = tap.stats()
     problems = [f"row {number}: {problem}" for number, problem in summary.problems]
-    result = {"rows": summary.rows, "malformed": summary.malformed, **stats}
+    result: dict[str, Any] = {"rows": summary.rows, "malformed": summary.malformed, **stats}
     result |= {"seconds": round(summary.seconds, 2), "first_problems": problems}
     _print_summary(f"replay of {file.name}", result, as_json)
     _finish(settings.kafka.topic, stats, max_failed, held)

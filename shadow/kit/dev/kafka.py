@@ -55,8 +55,8 @@ class LocalKafka:
 
     def status(self) -> ServiceState:
         state = read_state(self.state_file) or {}
-        pid = int(state.get("pid", 0) or 0)  # type: ignore[call-overload]
-        port = int(state.get("port", 0) or 0)  # type: ignore[call-overload]
+        pid = int(state.get("pid", 0) or 0)
+        port = int(state.get("port", 0) or 0)
         running = pid_alive(pid) and port > 0 and port_open(port)
         return ServiceState(running, f"127.0.0.1:{port}" if port else "", pid)
 
@@ -93,7 +93,7 @@ class LocalKafka:
     def sasl_bootstrap(self) -> str:
         """host:port of the SASL_PLAINTEXT listener ("" without sasl_users)."""
         state = read_state(self.state_file) or {}
-        port = int(state.get("sasl_port", 0) or 0)  # type: ignore[call-overload]
+        port = int(state.get("sasl_port", 0) or 0)
         return f"127.0.0.1:{port}" if port else ""
 
     def stop(self, grace: float = 20.0) -> None:
@@ -111,7 +111,7 @@ class LocalKafka:
         state = read_state(self.state_file)
         if not state:
             raise ServiceError("kafka", "nothing to resume: the broker was never started", "")
-        port = int(state["port"])  # type: ignore[call-overload]
+        port = int(state["port"])
         argv = [
             check_java(),
             *HEAP,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from shadow.errors import ServiceError
 
@@ -127,7 +128,7 @@ def log_tail(log_file: Path, lines: int = 5) -> str:
     return " / ".join(line.strip() for line in text[-lines:])
 
 
-def read_state(path: Path) -> dict[str, object] | None:
+def read_state(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

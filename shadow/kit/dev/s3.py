@@ -34,8 +34,8 @@ class LocalS3:
 
     def status(self) -> ServiceState:
         state = read_state(self.state_file) or {}
-        pid = int(state.get("pid", 0) or 0)  # type: ignore[call-overload]
-        port = int(state.get("port", 0) or 0)  # type: ignore[call-overload]
+        pid = int(state.get("pid", 0) or 0)
+        port = int(state.get("port", 0) or 0)
         url = f"http://127.0.0.1:{port}" if port else ""
         return ServiceState(pid_alive(pid) and bool(url) and s3_answers(url), url, pid)
 
@@ -61,7 +61,7 @@ class LocalS3:
 
     def resume(self, timeout: float = 30.0) -> ServiceState:
         state = read_state(self.state_file) or {}
-        return self.start(port=int(state.get("port", 0) or 0) or None, timeout=timeout)  # type: ignore[call-overload]
+        return self.start(port=int(state.get("port", 0) or 0) or None, timeout=timeout)
 
     def stop(self) -> None:
         stop_pid(self.status().pid, grace=5)

@@ -28,6 +28,7 @@ def test_card_round_trips_through_json():
     assert again == card
     assert list(again.features) == ["amount", "merchant_category"]
     with pytest.raises(ValueError, match="frozen"):
+        # type: ignore below: assigning to a frozen model, on purpose
         card.threshold = 0.1  # type: ignore[misc]
 
 

@@ -124,6 +124,7 @@ def test_a_recovered_candidate_and_small_windows_are_not_failed() -> None:
 
 
 def test_a_missing_figure_never_breaches() -> None:
+    # type: ignore below: a figure that is None, on purpose
     windows = [_window("m@1", i, agreement=None) for i in range(3)]  # type: ignore[arg-type]
     assert breaches({"m@1": windows}, [AGREEMENT], min_count=10) == []
 

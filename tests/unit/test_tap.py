@@ -55,6 +55,7 @@ def test_every_outcome_is_counted_once() -> None:
     tap = ShadowTap(_settings(max_envelope_bytes=600))
     inside = _ids(30)
     results = [tap.offer(txn_id, {"a": 1}, LIVE) for txn_id in _ids(60, inside=False)]
+    # type: ignore below: wrong types on purpose: offer() counts them, never raises
     results.append(tap.offer(inside[25], None, LIVE))  # type: ignore[arg-type]  # at offer
     results.append(tap.offer(42, {"a": 1}, LIVE))  # type: ignore[arg-type]  # at offer
     results.append(tap.offer(inside[26], {"x": object()}, LIVE))  # type: ignore[dict-item]

@@ -33,10 +33,12 @@ def test_counters_add_up_across_every_outcome() -> None:
         inside = _ids(True, 30)
         outside = _ids(False, 40)
         results = [tap.offer(i, {"amount": 1.0}, LIVE) for i in outside]
+        # type: ignore below: wrong types on purpose: offer() counts them, never raises
         results.append(tap.offer(inside[25], None, LIVE))  # type: ignore[arg-type]
         results.append(tap.offer(inside[26], {"x": object()}, LIVE))  # type: ignore[dict-item]
         results.append(tap.offer(inside[27], {"a": 1}, LiveScore("m", float("nan"))))
         results.append(tap.offer(inside[28], {"big": "x" * 1000}, LIVE))
+        # type: ignore below: a txn_id that is not text, on purpose
         results.append(tap.offer(42, {"a": 1}, LIVE))  # type: ignore[arg-type]
         results += [tap.offer(i, {"amount": 1.0}, LIVE) for i in inside[:25]]
         stats = tap.stats()

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 PROMTOOL := $(VENV)/tools/promtool
 
-.PHONY: install install-demo lint test unit integration demo clean
+.PHONY: install install-demo lint typecheck format test unit integration demo clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -33,8 +33,17 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# mypy over shadow/, producers/, consumers/, analysis/ (configured in pyproject.toml)
+typecheck: install
+	$(VENV)/bin/mypy
+
+# rewrite the code as the lint step wants it
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
 # The integration fixtures start a Kafka broker and an S3 API server and stop them at the end.
-test: lint
+test: lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
 
 unit: install

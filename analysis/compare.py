@@ -162,6 +162,8 @@ class Comparison:
         its scores, labelled figures and segments."""
         segments = {f: data[f"seg_{k}"] for k, f in enumerate(paired.segments)}
         columns = ["l_live"] + [f"l_{i}" for i in range(len(paired.candidates))]
+        if ranked is None:  # no candidates: latencies only
+            return [], pool.submit(aggregates.latency, data, columns)
         count = len(paired.candidates)
         if count:
             shared = pool.submit(self._live_side, data, 0, segments, ranked)
@@ -281,6 +283,8 @@ class Comparison:
                 threshold=self.live_threshold,
             )
         window: LabelledWindow = self._cache[key]
+        pair_live: tuple
+        pair_cand: tuple
         if known.all():
             pair_live, pair_cand = (
                 ("live", live.values, live.order, live.sorted),

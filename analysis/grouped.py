@@ -81,7 +81,7 @@ def compact(segments: int) -> type:
     return np.int16 if segments < 2**15 else np.int32
 
 
-INTEGER = {np.int8: "TINYINT", np.int16: "SMALLINT", np.int32: "INTEGER"}
+INTEGER: dict[type, str] = {np.int8: "TINYINT", np.int16: "SMALLINT", np.int32: "INTEGER"}
 
 
 def _pairs_sql(

@@ -205,9 +205,10 @@ class LabelledWindow:
                 "delta": est_cand[name] - est_live[name],
             }
             for part in list(entry):
-                if reps.get(part) is not None:
+                rep = reps.get(part)
+                if rep is not None:
                     low = -1.0 if part == "delta" else 0.0
-                    bounds = bootstrap.interval(reps[part][i], level, low, 1.0)
+                    bounds = bootstrap.interval(rep[i], level, low, 1.0)
                     entry[f"{part}_ci_low"], entry[f"{part}_ci_high"] = bounds
             out[name] = {k: float(v) for k, v in entry.items()}
         return out

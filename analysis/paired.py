@@ -91,11 +91,11 @@ def build(
     where, params = window_sql(start, end)
     roles = footer_models(dataset)  # the objects' models: some may lie outside the window
     scanned = roles is None or len(roles) != len(dict(roles))
-    if scanned:
+    if roles is None or scanned:
         roles = models_in_window(con, where, params)
     live, chosen, one_role = _models(roles, candidates)
-    segments = _segment_columns(con, store, window, segment_features or [], skip)
-    segments = {f: _segment_values(con, f, where, params) for f in segments}
+    features = _segment_columns(con, store, window, segment_features or [], skip)
+    segments = {f: _segment_values(con, f, where, params) for f in features}
     labels = register(con, "labels", open_dataset(store, LABELS, skip=skip))
     if one_role:  # a model in two roles is told apart by the role column: GROUP BY
         wanted = (live, chosen, candidates is not None)
@@ -153,7 +153,11 @@ def _models(
 
 
 def _segment_columns(
-    con, store: ObjectStore, window: tuple, features: list[str], skip: frozenset[str]
+    con: duckdb.DuckDBPyConnection,
+    store: ObjectStore,
+    window: tuple[dt.datetime | None, dt.datetime | None],
+    features: list[str],
+    skip: frozenset[str],
 ) -> list[str]:
     """The wanted feature columns the features dataset has (registered as `features`)."""
     if not features:

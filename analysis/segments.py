@@ -51,7 +51,7 @@ def segment_metrics(
     if labels is not None:
         sums.update(_label_sums(codes, labels, len(names) + 1))
     out = []
-    for code in np.flatnonzero(sums["transactions"] >= min_rows):
+    for code in np.flatnonzero(sums["transactions"] >= min_rows).tolist():
         entry = {key: kind(values[code]) for key, (kind, values) in _fields(sums).items()}
         entry["psi"] = psi_sorted(live_order.part(code)[1], cand_order.part(code)[1])
         entry["segment"] = names[code - 1] if code > 0 else None

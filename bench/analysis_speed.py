@@ -34,7 +34,7 @@ MODELS = 4  # live + 3 candidates
 
 def generate(root: Path, rows: int, seed: int = 1):
     """Write rows/4 transactions scored by live and three candidates, plus features."""
-    from analysis.sample_store import ModelScores, scenario, write_features, write_predictions
+    from shadow.kit.sample_store import ModelScores, scenario, write_features, write_predictions
     from shadow.objectstore import LocalStore
     from shadow.predictions import ROLE_LIVE
 
@@ -61,7 +61,7 @@ def generate(root: Path, rows: int, seed: int = 1):
 
 
 def run(rows: int, keep: Path | None = None, repeat: int = 5) -> dict[str, Any]:
-    from analysis.sample_store import write_labels
+    from shadow.kit.sample_store import write_labels
     from shadow.objectstore import LocalStore
 
     _import_everything()  # the process's one-time cost, not the comparison's

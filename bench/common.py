@@ -29,7 +29,7 @@ def bench_broker(settings: Settings) -> Iterator[Settings]:
     if settings.kafka.bootstrap_servers:
         yield settings
         return
-    from shadow.dev.kafka import LocalKafka
+    from shadow.kit.dev.kafka import LocalKafka
 
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as run_dir:
         kafka = LocalKafka(settings.kafka.dev_version, settings.kafka.dev_home, Path(run_dir))

@@ -27,7 +27,7 @@ def evidence_for(root: Path, candidates: int) -> tuple[dict[str, Any], Path]:
     """A compared window of 20,000 transactions, its evidence written under root."""
     from analysis.compare import Comparison
     from analysis.evidence import build_evidence, write_evidence
-    from analysis.sample_store import (
+    from shadow.kit.sample_store import (
         ModelScores,
         scenario,
         write_features,

@@ -30,8 +30,8 @@ from producers.inline import InlineTap
 from producers.tap import ShadowTap
 from shadow.clients import ensure_topic
 from shadow.envelope import LiveScore
+from shadow.kit.synthetic import TransactionGenerator, feature_dicts
 from shadow.settings import load_settings
-from shadow.synthetic import TransactionGenerator, feature_dicts
 
 TAPS: dict[str, Callable[..., Any] | None] = {
     "none": None,
@@ -99,8 +99,8 @@ def _figures(latencies: np.ndarray, cpu: float) -> dict[str, float]:
 
 
 def run(requests: int, rps: float, threads: int, rounds: int) -> dict[str, Any]:
-    from producers.synthetic import live_scorer
-    from shadow.reference_models import build_reference_models
+    from shadow.kit.live_service import live_scorer
+    from shadow.kit.reference_models import build_reference_models
 
     settings = load_settings()
     model = build_reference_models()["baseline"]

@@ -2,7 +2,7 @@
 
 Each offer is timed alone with time.perf_counter_ns() around the call (the ~50 ns the two clock
 reads cost is included, not subtracted). Features are realistic 31-feature transactions from
-shadow.synthetic, prepared before the clock runs. In-sample offers are paced in groups of 500 at
+shadow.kit.synthetic, prepared before the clock runs. In-sample offers are paced in groups of 500 at
 ``--rate`` offers/s, as a live service spreads its traffic, so the producer's own threads get
 the CPU time they need between groups; out-of-sample and broker-down offers run flat out.
 
@@ -28,12 +28,12 @@ from bench.common import bench_broker, emit, with_kafka
 from producers.inline import InlineTap
 from producers.tap import open_tap
 from shadow.clients import ensure_topic
-from shadow.dev.process import free_port
 from shadow.envelope import LiveScore
+from shadow.kit.dev.process import free_port
+from shadow.kit.synthetic import TransactionGenerator, feature_dicts
 from shadow.redaction import Redactor
 from shadow.sampling import Sampler
 from shadow.settings import Settings, load_settings
-from shadow.synthetic import TransactionGenerator, feature_dicts
 
 GROUP = 500
 

@@ -2,7 +2,7 @@
 
     python -m bench.worker_footprint --json [--txns N] [--config FILE]
 
-Runs the real `python -m consumers.worker` (default worker settings, HTTP included) as its own
+Runs the real `python -m shadow worker` (default worker settings, HTTP included) as its own
 process, with the reference models lr, gbdt and mlp in shadow, against a 3-partition topic:
 it waits for /readyz (group joined, models loaded and canary-checked) and reads the idle
 memory; then N transactions are produced and the worker's own CPU time (utime + stime from
@@ -75,13 +75,13 @@ def start_worker(settings: Any, folder: Path, port: int) -> subprocess.Popen[byt
     config = folder / "worker.yaml"
     config.write_text(yaml.safe_dump(data))
     log = (folder / "worker.log").open("wb")
-    command = [sys.executable, "-m", "consumers.worker", "--config", str(config)]
+    command = [sys.executable, "-m", "shadow", "worker", "--config", str(config)]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
 
 def measure(settings: Any, folder: Path, txns: int) -> dict[str, float]:
     from shadow.clients import ensure_topic
-    from shadow.dev.process import free_port
+    from shadow.kit.dev.process import free_port
 
     ensure_topic(settings.kafka, settings.kafka.topic, PARTITIONS)
     records = encoded(txns)
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         "cpu_seconds": round(figures["cpu_seconds"], 2),
         "idle_rss_mb": round(figures["idle_rss_mb"]),
         "peak_rss_mb": round(figures["peak_rss_mb"]),
-        "note": "one `python -m consumers.worker` process, default flush settings; tps_per_core "
+        "note": "one `python -m shadow worker` process, default flush settings; tps_per_core "
         "= transactions / the worker's own CPU seconds; tps_wall includes producing the backlog "
         "on the same 2 cores",
     }

@@ -43,8 +43,8 @@ BENCH_WORKER = {"flush_records": 20_000, "flush_seconds": 2.0, "batch_size": 200
 @contextlib.contextmanager
 def services(settings: Any, tmp: Path) -> Iterator[Any]:
     """The settings, pointed at a broker and an S3 bucket started here when none is named."""
-    from shadow.dev.kafka import LocalKafka
-    from shadow.dev.s3 import LocalS3
+    from shadow.kit.dev.kafka import LocalKafka
+    from shadow.kit.dev.s3 import LocalS3
 
     started: list[Any] = []
     kafka, store = settings.kafka.model_dump(), settings.store.model_dump()
@@ -79,7 +79,7 @@ def _bench_settings(settings: Any, kafka: dict, store: dict, tmp: Path) -> Any:
 
 
 def register_models(settings: Any) -> None:
-    from shadow.reference_models import build_reference_models
+    from shadow.kit.reference_models import build_reference_models
     from shadow.registry import ModelRegistry
 
     built = build_reference_models()
@@ -92,7 +92,7 @@ def register_models(settings: Any) -> None:
 
 def encoded(n: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
     from shadow.envelope import LiveScore, encode, make_envelope
-    from shadow.synthetic import TransactionGenerator, feature_dicts
+    from shadow.kit.synthetic import TransactionGenerator, feature_dicts
 
     frame = TransactionGenerator(seed).batch(n)
     live = LiveScore("fraud@7", 0.2, "pass", 2.5)

@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -78,9 +78,11 @@ class CandidateSet:
         reload_seconds: float,
         metrics: WorkerMetrics | None = None,
         probe_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
         self.probe_seconds = probe_seconds
+        self.clock = clock
         self.max_failures = max_failures
         self.reload_seconds = reload_seconds
         self.metrics = metrics
@@ -179,7 +181,7 @@ class CandidateSet:
         """A single-request probe at most every probe_seconds per model: probing every chunk
         cut the worker bench's rate by about a quarter, more than the 1-row calls themselves
         take (onnxruntime switching between a 1-row and a batch shape is the likely cause)."""
-        now = time.monotonic()
+        now = self.clock()
         if not self.probe_seconds or now < candidate.next_probe:
             return None
         candidate.next_probe = now + self.probe_seconds

@@ -45,7 +45,7 @@ class Flusher:
     def finished(self, now: float) -> list[tuple[PartitionBuffer, BaseException | None]]:
         """Writes that ended since the last call, with their error; retries those now due (a
         stored batch whose commit failed comes back as ended, unwritten, to commit again)."""
-        ended = []
+        ended: list[tuple[PartitionBuffer, BaseException | None]] = []
         for slot in list(self._slots.values()):
             if slot.future is None:
                 if now < slot.buffer.retry_at:

@@ -20,8 +20,9 @@ from shadow.envelope import (
     PredictionRecord,
     encode_prediction,
 )
-from shadow.errors import ConfigError, ServiceError
+from shadow.errors import ConfigError
 from shadow.predictions import ROLE_LIVE
+from shadow.topics import ensure_predictions_topic
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -68,25 +69,6 @@ def records_of(table: pa.Table) -> list[PredictionRecord]:
         for txn_id, found in candidates.items()
         if txn_id in live
     ]
-
-
-def ensure_predictions_topic(settings: Settings, topic: str, timeout: float = 30.0) -> int:
-    """Create the topic if missing (monitor.partitions partitions); returns its partition count."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    from shadow.clients import base_config, ensure_topic
-
-    try:
-        ensure_topic(settings.kafka, topic, settings.monitor.partitions, timeout)
-        metadata = AdminClient(base_config(settings.kafka)).list_topics(topic, timeout=timeout)
-    except TimeoutError:
-        problem = f"no answer from the broker in {timeout:g}s"
-        raise ServiceError("kafka", f"cannot create or read topic {topic}: {problem}") from None
-    except KafkaException as exc:
-        problem = exc.args[0].str()
-        raise ServiceError("kafka", f"cannot create or read topic {topic}: {problem}") from None
-    return len(metadata.topics[topic].partitions)
 
 
 class PredictionPublisher:

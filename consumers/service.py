@@ -1,10 +1,9 @@
-"""The worker service: `python -m consumers.worker` and `shadow worker` - a worker and its HTTP."""
+"""The worker service - a worker and its HTTP endpoints: what `shadow worker` runs."""
 
 from __future__ import annotations
 
 import logging
 
-from shadow.errors import ShadowError
 from shadow.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,23 +34,3 @@ def serve(settings: Settings) -> None:
         logger.info("%s: nothing was consumed yet", exc)
     finally:
         http.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m consumers.worker [--config FILE]`."""
-    import argparse
-    import sys
-
-    from shadow.logs import configure_logging
-    from shadow.settings import load_settings
-
-    parser = argparse.ArgumentParser(prog="python -m consumers.worker")
-    parser.add_argument("--config", "-c", default=None)
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config)
-        configure_logging(settings.log)
-        serve(settings)
-    except ShadowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)

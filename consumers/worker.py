@@ -77,7 +77,9 @@ class ShadowWorker(FlushAndCommit):
         self.publish = publish
         # records from any producer may carry card data the tap would have caught
         guard = Redactor.downstream(settings.tap) if self.conf.store_features else None
-        self.rows = ChunkRows(self.worker_id, self.conf.store_features, guard and guard.redact)
+        self.rows = ChunkRows(
+            self.worker_id, self.conf.store_features, guard.redact if guard else None
+        )
         self.buffers = PartitionBuffers()
         self.flusher = Flusher(self._write)
         self.assigned: set[int] = set()
@@ -164,6 +166,7 @@ class ShadowWorker(FlushAndCommit):
         if self.dlq is not None:
             self.dlq.close()
         if hasattr(self.publish, "close"):
+            # a Publisher is any callable; the PredictionPublisher also has close()
             self.publish.close()  # type: ignore[union-attr]
         logger.info("worker %s left the group", self.worker_id)
 
@@ -284,10 +287,3 @@ class ShadowWorker(FlushAndCommit):
 
 def _names(partitions: list[Any]) -> str:
     return ",".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
-
-
-if __name__ == "__main__":
-    # run through the canonical modules (not __main__), so loggers have their real names
-    from consumers.service import main
-
-    main()

@@ -1,56 +1,38 @@
-"""InlineTap - the tap's Kafka side, and a tap whose offer() does everything in the caller.
+"""InlineTap - a tap whose offer() does everything in the caller's thread.
 
 ``InlineTap.offer()`` samples by hash, redacts, encodes and calls ``produce()`` in the caller's
-thread (about 5 us a sampled offer). ``producers.tap.ShadowTap``, the default tap, builds on it
-and moves redaction, encoding and ``produce()`` to a sender thread. Both never block (the
-producer's local queue is bounded: when full the record is dropped and counted) and never raise
-(anything unexpected is counted as rejected, with a rate-limited log line). A background thread
-serves delivery reports. Counters always satisfy
+thread (about 5 us a sampled offer), through the same Kafka side as the default tap
+(``producers.tap_producer.TapProducer``); ``producers.tap.ShadowTap`` does the same work in a
+sender thread. Both never block (the producer's local queue is bounded: when full the record is
+dropped and counted) and never raise (anything unexpected is counted as rejected, with a
+rate-limited log line). Counters always satisfy
 ``offered == sampled_out + enqueued + dropped + rejected``; each ``enqueued`` record later
 becomes ``delivered`` or ``failed`` (until then it is ``in_flight``).
-
-Only failed deliveries get a report (``delivery.report.only.error``): a Python callback per
-delivered record would cost the live process CPU and GIL time for nothing, so ``delivered`` is
-worked out as enqueued - in flight - failed.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
 import itertools
-import logging
-import math
-import threading
 import time
-import weakref
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
-
-from shadow.clients import base_config, new_client
-from shadow.envelope import HEADERS, SCHEMA_VERSION, Envelope, FeatureValue, LiveScore, encode
-from shadow.logs import Throttled
+from producers.tap_producer import (
+    TapProducer,
+    close_at_exit,
+    describe_error,
+    log_start,
+    read_count,
+)
+from shadow.clients import base_config
+from shadow.envelope import HEADERS, FeatureValue, LiveScore
 from shadow.redaction import Redactor
 from shadow.sampling import Sampler
 from shadow.settings import Settings
 
-# both taps log as the public module, producers.tap (ShadowTap builds on this one)
-logger = logging.getLogger("producers.tap")
-
-COUNTERS = ("sampled_out", "enqueued", "dropped", "rejected", "failed")
+COUNTERS = ("sampled_out", "enqueued", "dropped", "rejected")
 FULL_PAUSE_S = 0.01
 """After the queue refused a record, drop without encoding for this long (the queue is full)."""
-EXIT_TIMEOUT_S = 5.0
-"""At interpreter exit, a tap nobody closed gets this long to deliver what it accepted."""
-LOG_EVERY_S = 10.0
-"""At most one log line per kind of trouble in this many seconds."""
-
-
-def read_count(counter: itertools.count) -> int:
-    # itertools.count: next() is one atomic C call, safe from any number of caller threads
-    # without a lock; its repr is the only way to read the value without advancing it.
-    return int(repr(counter)[6:-1])
 
 
 def tap_producer_config(
@@ -76,10 +58,6 @@ def tap_producer_config(
     return config
 
 
-def _closed(*_args: object, **_kwargs: object) -> None:
-    raise BufferError("the tap is closed")
-
-
 class InlineTap:
     """Offer live transactions; a keyed sample is mirrored onto the shadow topic, in the caller."""
 
@@ -87,39 +65,16 @@ class InlineTap:
         self.topic = settings.kafka.topic
         self.sampler = Sampler(settings.tap.sample_rate, settings.tap.salt)
         self.redactor = Redactor.from_settings(settings.tap)
-        self._redact = self.redactor.redact
-        self._max_bytes = settings.tap.max_envelope_bytes
-        self._config = {
-            **tap_producer_config(settings, producer_config),
-            "on_delivery": self._on_delivery,
-            "error_cb": self._on_error,
-            "logger": logging.getLogger("producers.tap.librdkafka"),
-        }
+        config = tap_producer_config(settings, producer_config)
         self._sampled_out = itertools.count()
         self._enqueued = itertools.count()
         self._dropped = itertools.count()
         self._rejected = itertools.count()
-        self._failed = itertools.count()
-        self._trouble = Throttled(logger, logging.WARNING, LOG_EVERY_S)
-        self._undelivered = Throttled(logger, logging.WARNING, LOG_EVERY_S)
-        self._fatal = threading.Event()
-        self._stop = threading.Event()
-        shared = settings.kafka.client_config
-        self._producer = new_client(Producer, self._config, "tap.producer_config", shared)
-        self._produce = self._producer.produce
+        self._kafka = TapProducer(settings, self.redactor, config)
+        self._encoded = self._kafka.encode
         self._full_until = 0.0
-        self._poller = threading.Thread(target=self._serve, name="shadow-tap-poll", daemon=True)
-        self._poller.start()
-        # a service that exits without close() still delivers what it accepted
-        self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
-        atexit.register(self._at_exit)
-        logger.info(
-            "tap to %s: sample rate %.4f, %d sensitive field name(s) redacted, card guard %s",
-            self.topic,
-            self.sampler.rate,
-            len(self.redactor.sensitive),
-            settings.tap.card_guard,
-        )
+        self._at_exit = close_at_exit(self)
+        log_start(self.topic, self.sampler.rate, self.redactor, settings.tap.card_guard)
 
     def offer(
         self,
@@ -159,7 +114,7 @@ class InlineTap:
             value = self._encoded(txn_id, features, live, event_time)
             # all positional (topic, value, key, partition, callback, on_delivery, timestamp,
             # headers): keyword arguments cost the C call a dict, ~0.5 us on this path
-            self._produce(self.topic, value, txn_id, -1, None, None, 0, HEADERS)
+            self._kafka.produce(self.topic, value, txn_id, -1, None, None, 0, HEADERS)
         except BufferError:
             self._full_until = time.monotonic() + FULL_PAUSE_S
             next(self._dropped)
@@ -174,26 +129,11 @@ class InlineTap:
         (replay) waits instead of offering into a full queue; a live service never waits."""
         return not self._full_until or time.monotonic() >= self._full_until
 
-    def _encoded(
-        self,
-        txn_id: str,
-        features: dict[str, FeatureValue],
-        live: LiveScore,
-        event_time: int | None,
-    ) -> bytes:
-        """The redacted envelope's bytes; ValueError (or msgspec's) for what cannot be sent."""
-        if not (math.isfinite(live.score) and math.isfinite(live.latency_ms)):
-            raise ValueError("live.score and live.latency_ms must be finite")
-        if event_time is None:
-            event_time = time.time_ns() // 1_000_000
-        value = encode(Envelope(SCHEMA_VERSION, txn_id, event_time, live, self._redact(features)))
-        if len(value) > self._max_bytes:
-            raise ValueError(f"envelope of {len(value)} bytes exceeds {self._max_bytes}")
-        return value
-
     def _reject(self, exc: Exception) -> bool:
         next(self._rejected)
-        self._trouble.log("tap rejected a transaction on %s: %s", self.topic, describe_error(exc))
+        self._kafka.trouble.log(
+            "tap rejected a transaction on %s: %s", self.topic, describe_error(exc)
+        )
         return False
 
     def stats(self) -> dict[str, int]:
@@ -202,9 +142,9 @@ class InlineTap:
         counts = {name: read_count(getattr(self, f"_{name}")) for name in COUNTERS}
         # read in flight before failed: a record failing in between is then subtracted twice
         # (delivered reads low for a moment) rather than counted as delivered
-        in_flight = len(self._producer)
-        failed = read_count(self._failed)
-        offered = sum(counts[name] for name in ("sampled_out", "enqueued", "dropped", "rejected"))
+        in_flight = len(self._kafka)
+        failed = self._kafka.failed
+        offered = sum(counts.values())
         delivered = max(0, counts["enqueued"] - in_flight - failed)
         return {
             "offered": offered,
@@ -217,68 +157,13 @@ class InlineTap:
 
     def close(self, timeout: float = 10.0) -> int:
         """Stop accepting offers, deliver what is queued within `timeout`; returns what is left."""
-        if self._produce is _closed:
+        if self._kafka.closed:
             return 0
         atexit.unregister(self._at_exit)
-        self._produce = _closed
-        self._stop.set()
-        self._poller.join()
-        left = self._producer.flush(timeout)
-        if left:
-            logger.warning("tap closed with %d record(s) undelivered on %s", left, self.topic)
-            # purged records get their delivery report now and count as failed, so the
-            # counters are final once close() returns
-            self._producer.purge()
-            self._producer.flush(0)
-        return left
+        return self._kafka.close(timeout)
 
     def __enter__(self) -> InlineTap:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(0.1)
-            if self._fatal.is_set():
-                self._replace_producer()
-
-    def _replace_producer(self) -> None:
-        # a fatal error (e.g. an idempotence epoch that cannot be recovered) makes a producer
-        # useless for good: start a fresh one so the tap keeps mirroring, fail the old queue
-        if self._stop.is_set():
-            return
-        old = self._producer
-        self._producer = Producer(self._config)  # the same config was accepted at start
-        self._produce = self._producer.produce
-        self._fatal.clear()
-        old.purge()
-        old.flush(0)
-        logger.warning("tap producer for %s was replaced after a fatal error", self.topic)
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:  # only when producer_config turned success reports back on
-            return
-        next(self._failed)
-        self._undelivered.log(
-            "tap record not delivered to %s[%s]: %s", msg.topic(), msg.partition(), err.str()
-        )
-
-    def _on_error(self, err: KafkaError) -> None:
-        if err.fatal():
-            logger.error("tap producer fatal error: %s", err.str())
-            self._fatal.set()
-            return
-        self._trouble.log("tap producer: %s", err.str())
-
-
-def _close_at_exit(ref: weakref.ref[InlineTap]) -> None:
-    tap = ref()
-    if tap is not None:
-        tap.close(EXIT_TIMEOUT_S)
-
-
-def describe_error(exc: Exception) -> str:
-    # the type and message only: messages from msgspec/ValueError name fields, never values
-    return f"{type(exc).__name__}: {exc}"

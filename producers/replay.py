@@ -194,9 +194,10 @@ def to_offer(
     score = _number(row.get(columns.live_score), columns.live_score)
     model_id = columns.model_id
     if columns.model_id_column:
-        model_id = row.get(columns.model_id_column)
-        if not isinstance(model_id, str) or not model_id:
+        found = row.get(columns.model_id_column)
+        if not isinstance(found, str) or not found:
             raise MalformedRow(f"no {columns.model_id_column}")
+        model_id = found
     decision = row.get(columns.decision) if columns.decision else None
     if decision is not None and not isinstance(decision, str):
         raise MalformedRow(f"{columns.decision} is not text")

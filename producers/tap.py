@@ -6,7 +6,7 @@ bounded hand-off queue, about a microsecond. A sender thread redacts (drop and H
 card guard: ``shadow.redaction``), encodes and calls ``produce()``; it gives the GIL back every
 ``SEND_BATCH`` records, so a request thread never waits long behind it. The work is the same as
 doing it in the request (``InlineTap``, chosen with ``tap.inline: true``); it leaves the
-request path.
+request path. Both send through the same Kafka side, ``producers.tap_producer.TapProducer``.
 
 Never blocks, never raises: a sampled offer the hand-off queue cannot take (``tap.handoff_queue``
 records waiting) is dropped and counted. When the broker is away the producer's queue fills, the
@@ -20,15 +20,25 @@ what it could not send in time as ``failed``.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import itertools
 import math
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from producers.inline import InlineTap, describe_error, read_count
+from producers.inline import InlineTap, tap_producer_config
+from producers.tap_producer import (
+    TapProducer,
+    close_at_exit,
+    describe_error,
+    log_start,
+    read_count,
+)
 from shadow.envelope import HEADERS, FeatureValue, LiveScore
+from shadow.redaction import Redactor
+from shadow.sampling import Sampler
 from shadow.settings import Settings
 
 SEND_BATCH = 16
@@ -39,19 +49,29 @@ FULL_WAIT_S = 0.005
 """How long the sender waits before offering a record again to a full producer queue."""
 
 
-class ShadowTap(InlineTap):
+class ShadowTap:
     """Offer live transactions; a keyed sample is handed to a sender thread and mirrored."""
 
     def __init__(self, settings: Settings, producer_config: dict[str, Any] | None = None) -> None:
+        self.topic = settings.kafka.topic
+        self.sampler = Sampler(settings.tap.sample_rate, settings.tap.salt)
+        self.redactor = Redactor.from_settings(settings.tap)
+        config = tap_producer_config(settings, producer_config)
         self._pending: collections.deque[tuple[Any, ...]] = collections.deque()
         self._pending_max = settings.tap.handoff_queue
+        self._sampled_out = itertools.count()
+        self._dropped = itertools.count()
+        self._rejected = itertools.count()
         self._handed = itertools.count()
         self._sent = itertools.count()
         self._unsendable = itertools.count()
         self._unsent = itertools.count()
         self._accepting = True
         self._deadline = math.inf
-        super().__init__(settings, producer_config)
+        self._kafka = TapProducer(settings, self.redactor, config)
+        self._encoded = self._kafka.encode
+        self._at_exit = close_at_exit(self)
+        log_start(self.topic, self.sampler.rate, self.redactor, settings.tap.card_guard)
         self._sender = threading.Thread(target=self._send, name="shadow-tap-send", daemon=True)
         self._sender.start()
 
@@ -99,10 +119,11 @@ class ShadowTap(InlineTap):
         unsendable = read_count(self._unsendable)
         handed = read_count(self._handed)
         sent = read_count(self._sent)
-        queued = len(self._producer)
-        failed = read_count(self._failed) + read_count(self._unsent)
+        queued = len(self._kafka)
+        failed_delivery = self._kafka.failed
+        failed = failed_delivery + read_count(self._unsent)
         enqueued = handed - unsendable
-        delivered = max(0, sent - queued - read_count(self._failed))
+        delivered = max(0, sent - queued - failed_delivery)
         return {
             "offered": sampled_out + enqueued + dropped + rejected,
             "sampled_out": sampled_out,
@@ -121,10 +142,11 @@ class ShadowTap(InlineTap):
         if not self._accepting:
             return 0
         self._accepting = False
+        atexit.unregister(self._at_exit)
         self._deadline = time.monotonic() + timeout
         unsent = read_count(self._unsent)
         self._sender.join()
-        left = super().close(max(0.0, self._deadline - time.monotonic()))
+        left = self._kafka.close(max(0.0, self._deadline - time.monotonic()))
         while self._pending:  # an offer that raced with close(): accepted, never sent
             self._pending.popleft()
             next(self._unsent)
@@ -153,7 +175,7 @@ class ShadowTap(InlineTap):
             return
         while True:
             try:
-                self._produce(self.topic, value, txn_id, -1, None, None, 0, HEADERS)
+                self._kafka.produce(self.topic, value, txn_id, -1, None, None, 0, HEADERS)
             except BufferError:  # the producer's queue is full: the broker is away or slow
                 if time.monotonic() >= self._deadline:
                     self._give_up("the producer queue stayed full until close()")
@@ -168,10 +190,43 @@ class ShadowTap(InlineTap):
 
     def _give_up(self, why: str) -> None:
         next(self._unsent)
-        self._undelivered.log("tap record not sent to %s: %s", self.topic, why)
+        self._kafka.undelivered.log("tap record not sent to %s: %s", self.topic, why)
+
+    def _reject(self, exc: Exception) -> bool:
+        next(self._rejected)
+        self._kafka.trouble.log(
+            "tap rejected a transaction on %s: %s", self.topic, describe_error(exc)
+        )
+        return False
+
+    def __enter__(self) -> ShadowTap:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
-def open_tap(settings: Settings, producer_config: dict[str, Any] | None = None) -> InlineTap:
+class Tap(Protocol):
+    """What a live service (and replay, the synthetic service) uses of either tap."""
+
+    topic: str
+
+    def offer(
+        self,
+        txn_id: str,
+        features: dict[str, FeatureValue],
+        live: LiveScore,
+        event_time: int | None = None,
+    ) -> bool: ...
+
+    def room(self) -> bool: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+    def close(self, timeout: float = 10.0) -> int: ...
+
+
+def open_tap(settings: Settings, producer_config: dict[str, Any] | None = None) -> Tap:
     """The tap the settings ask for: ShadowTap, or InlineTap when tap.inline is set."""
     if settings.tap.inline:
         return InlineTap(settings, producer_config)

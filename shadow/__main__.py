@@ -33,7 +33,7 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    from shadow.cli import main as run
+    from shadow.app.cli import main as run
 
     run()
 

@@ -16,18 +16,14 @@ Client = TypeVar("Client")
 
 
 def bootstrap_servers(kafka: KafkaSettings) -> str:
-    """kafka.bootstrap_servers, or the local dev broker's address when unset."""
+    """kafka.bootstrap_servers; a ConfigError when unset (the `shadow` command sets it to the
+    local broker's address when `shadow dev kafka start` runs one: shadow.app.dev_broker)."""
     if kafka.bootstrap_servers:
         return kafka.bootstrap_servers
-    from shadow.dev.kafka import LocalKafka
-
-    state = LocalKafka(kafka.dev_version, kafka.dev_home).status()
-    if not state.running:
-        raise ConfigError(
-            "kafka.bootstrap_servers",
-            "not set and no local broker runs: set it, or run `shadow dev kafka start`",
-        )
-    return state.bootstrap
+    raise ConfigError(
+        "kafka.bootstrap_servers",
+        "not set and no local broker runs: set it, or run `shadow dev kafka start`",
+    )
 
 
 def base_config(kafka: KafkaSettings) -> dict[str, Any]:

@@ -135,7 +135,8 @@ def _scored(values: np.ndarray, result: ModelScores) -> tuple[pa.Array, pa.Array
             pa.array(decision, pa.string()),
             pa.nulls(len(values), pa.string()),
         )
-    errors = np.where(bad, NON_FINITE_SCORE, None)
+    # numpy's stubs take no None branch; an object array of text and None is meant
+    errors = np.where(bad, NON_FINITE_SCORE, None)  # type: ignore[call-overload]
     return (
         pa.array(values, pa.float64(), mask=bad),
         pa.array(decision, pa.string(), mask=bad),

@@ -14,6 +14,7 @@ no state (the worker's "unloaded after N failed batches") are events too, writte
 
 from __future__ import annotations
 
+import builtins
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -113,7 +114,8 @@ class ModelRegistry:
         ``threshold`` is the decision threshold; without it the model's ONNX metadata property
         ``threshold`` must carry one (else refused). ``feature_names`` is the list of
         transaction features (every input must be one); ``sha256`` the digest the caller
-        expects; ``canary`` defaults to a fixed synthetic transaction, and ``canary_score``,
+        expects; ``canary`` defaults to the model's inputs at neutral values (zero, false,
+        empty text: ``registry_checks.neutral_canary``), and ``canary_score``,
         when given, must be reproduced within 1e-5.
         """
         model_id = model_id_of(name, version)
@@ -133,7 +135,7 @@ class ModelRegistry:
             input_kind=signature.input_kind,
             score_output=signature.score_output,
             threshold=threshold,
-            canary=dict(canary) if canary is not None else checks.default_canary(),
+            canary=dict(canary) if canary is not None else checks.neutral_canary(signature),
             owner=owner,
             description=description,
             training_data=training_data,
@@ -162,7 +164,7 @@ class ModelRegistry:
             entered = last_state_changes(conn, [r.model_id for r in records])
         return [replace(r, entered=entered.get(r.model_id)) for r in records]
 
-    def shadow_set(self) -> list[ModelCard]:
+    def shadow_set(self) -> builtins.list[ModelCard]:
         """Exactly the models in state ``shadow``: what the workers must load."""
         return [record.card for record in self.list("shadow")]
 
@@ -172,7 +174,7 @@ class ModelRegistry:
             row = conn.execute(query).one_or_none()
         return record_of(row) if row is not None else None
 
-    def history(self, model_id: str) -> list[Event]:
+    def history(self, model_id: str) -> builtins.list[Event]:
         self.get(model_id)
         query = select(events).where(events.c.model_id == model_id).order_by(events.c.event_id)
         with self._read() as conn:
@@ -212,7 +214,9 @@ class ModelRegistry:
         logger.info("model %s: %s -> %s by %s (%s)", model_id, row.state, to_state, who, proof.kind)
         return event
 
-    def rollback(self, name: str, actor: str | None = None, reason: str = "") -> list[Event]:
+    def rollback(
+        self, name: str, actor: str | None = None, reason: str = ""
+    ) -> builtins.list[Event]:
         """Put back the model that was in production before the current one, in one transaction:
         the current one goes production -> retired, the previous one retired -> production, both
         recorded as kind ``rollback``. Refused (RegistryError / ModelError) when the name has no

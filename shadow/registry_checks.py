@@ -124,12 +124,20 @@ def check_canary(model_id: str, actual: float, expected: float | None) -> None:
         )
 
 
-def default_canary() -> dict[str, Any]:
-    """A fixed synthetic transaction, used when a registration names no canary."""
-    from shadow.synthetic import TransactionGenerator, features_of
+NEUTRAL_VALUES: dict[str, Any] = {
+    "float": 0.0,
+    "double": 0.0,
+    "int64": 0,
+    "bool": False,
+    "string": "",
+}
+"""Each input type's value in the canary a registration without one gets."""
 
-    frame = TransactionGenerator(seed=0).batch(1, start_ms=1_767_225_600_000)
-    return features_of(frame.iloc[0])
+
+def neutral_canary(signature: Signature) -> dict[str, Any]:
+    """A fixed transaction made from the model's own inputs (zero, false, empty text), used when
+    a registration names no canary; `shadow models register` gives a synthetic one instead."""
+    return {name: NEUTRAL_VALUES[kind] for name, kind in signature.features.items()}
 
 
 def with_canary_score(card: ModelCard, data: bytes, expected: float | None) -> ModelCard:

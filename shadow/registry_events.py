@@ -58,7 +58,7 @@ def append_event(
     proof: Proof,
     now: dt.datetime,
 ) -> Event:
-    values = {
+    values: dict[str, Any] = {
         "model_id": model_id,
         "from_state": from_state,
         "to_state": to_state,
@@ -70,7 +70,9 @@ def append_event(
         "evidence_sha256": proof.evidence_sha256,
     }
     result = conn.execute(events.insert().values(**values))
-    return Event(event_id=int(result.inserted_primary_key[0]), **values)
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has its key
+    return Event(event_id=int(key[0]), **values)
 
 
 def production_ids(conn: Connection, name: str) -> list[str]:

@@ -164,7 +164,7 @@ class OnnxScorer:
         missing = sum(m for _, m in columns)
         if self.card.input_kind == "tensor":
             dtype = _NUMPY_TYPES.get(next(iter(features.values())), np.float32)
-            matrix = np.column_stack([c for c, _ in columns]).astype(dtype, copy=False)
+            matrix: np.ndarray = np.column_stack([c for c, _ in columns]).astype(dtype, copy=False)
             return {self._inputs[0]: matrix}, missing
         feeds = {
             name: column.reshape(-1, 1) if self._ranks.get(name) == 2 else column
@@ -221,7 +221,9 @@ class FeatureFrame:
             # numpy turns None into NaN; one conversion for the whole (rows, names) block; a
             # value beyond float32 becomes infinity (consumers.feature_check refuses it)
             with np.errstate(over="ignore"):
-                block = np.array([pick(row) for row in self.rows], dtype=_NUMPY_TYPES[kind])
+                block: np.ndarray = np.array(
+                    [pick(row) for row in self.rows], dtype=_NUMPY_TYPES[kind]
+                )
         except (KeyError, TypeError, ValueError, OverflowError):
             return  # an absent feature or a value of the wrong type: built column by column
         if block.shape != (len(self.rows), len(names)):
@@ -243,7 +245,7 @@ def _column(values: list[Any], kind: str) -> tuple[np.ndarray, int]:
     try:
         # numpy turns None into NaN for float columns; other types get the fill value first
         with np.errstate(over="ignore"):
-            column = np.array(values if floats else _filled(values, fill), dtype=dtype)
+            column: np.ndarray = np.array(values if floats else _filled(values, fill), dtype=dtype)
         filled = 0 if floats else values.count(None)
     except (TypeError, ValueError, OverflowError):
         # a value of the wrong type (a string where a number belongs, an integer too large for
@@ -267,7 +269,7 @@ def _fits(value: Any, dtype: type) -> bool:
         return False
     try:
         with np.errstate(over="ignore"):
-            cast = np.array(value, dtype=dtype)
+            cast: np.ndarray = np.array(value, dtype=dtype)
     except (TypeError, ValueError, OverflowError):
         return False
     return not (cast.dtype.kind == "f" and np.isinf(cast))  # beyond the type's range

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shadow.clients import base_config
+from shadow.clients import base_config, ensure_topic
 from shadow.errors import ServiceError
 from shadow.settings import KafkaSettings, Settings
 
@@ -95,6 +95,23 @@ def _settled(
         if time.monotonic() >= deadline:
             return found
         time.sleep(0.2)
+
+
+def ensure_predictions_topic(settings: Settings, topic: str, timeout: float = 30.0) -> int:
+    """Create the topic if missing (monitor.partitions partitions); returns its partition count."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        ensure_topic(settings.kafka, topic, settings.monitor.partitions, timeout)
+        metadata = AdminClient(base_config(settings.kafka)).list_topics(topic, timeout=timeout)
+    except TimeoutError:
+        problem = f"no answer from the broker in {timeout:g}s"
+        raise ServiceError("kafka", f"cannot create or read topic {topic}: {problem}") from None
+    except KafkaException as exc:
+        problem = exc.args[0].str()
+        raise ServiceError("kafka", f"cannot create or read topic {topic}: {problem}") from None
+    return len(metadata.topics[topic].partitions)
 
 
 def wait_for_broker(kafka: KafkaSettings, timeout: float = 10.0) -> None:

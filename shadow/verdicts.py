@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,8 +39,11 @@ EVIDENCE_FILE = "evidence.json"
 class Judged(Protocol):
     """What the document needs of a gate verdict (analysis.policy.GateVerdict is one)."""
 
-    candidate: str
-    evidence_id: str
+    @property
+    def candidate(self) -> str: ...
+
+    @property
+    def evidence_id(self) -> str: ...
 
     @property
     def passed(self) -> bool: ...
@@ -64,7 +68,7 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def verdict_document(
-    evidence_path: Path, verdicts: list[Judged], policy_path: Path | None
+    evidence_path: Path, verdicts: Sequence[Judged], policy_path: Path | None
 ) -> dict[str, Any]:
     """The document for verdicts the gate just gave on the evidence file at `evidence_path`."""
     data = _read_bytes(evidence_path, "evidence file")
@@ -100,7 +104,7 @@ def write_verdict(document: dict[str, Any], evidence_path: Path) -> Path:
         previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, json.JSONDecodeError):
         previous = None
-    if _same_judgement(previous, document):
+    if previous is not None and _same_judgement(previous, document):
         # what an earlier writer added (the report's promotion, unjudged candidates) stays
         merged = {**previous["verdicts"], **document["verdicts"]}
         document = {**previous, **document, "verdicts": merged}
@@ -118,7 +122,7 @@ def write_verdict(document: dict[str, Any], evidence_path: Path) -> Path:
 
 
 def record_verdicts(
-    evidence_path: Path, verdicts: list[Judged], policy_path: Path | None
+    evidence_path: Path, verdicts: Sequence[Judged], policy_path: Path | None
 ) -> dict[str, GateEvidence]:
     """Build the verdict document, write it beside the evidence, and give each judged model's
     GateEvidence. A folder that cannot be written loses only the file (a warning): the verdict

@@ -3,6 +3,7 @@ decision curves (with labels), score distributions, segments, time bins, latency
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -150,7 +151,7 @@ def _scores(model: str, entry: dict[str, Any], threshold: float, draw: Draw) -> 
     blocks: list[Any] = [Table(("figure", "live", "candidate"), rows)]
     matched = (entry.get("agreement") or {}).get("matched_threshold")
     for title, plot in (("Score distribution", histogram), ("QQ plot", qq)):
-        png = draw(lambda plot=plot: plot(model, dist, threshold, matched))
+        png = draw(functools.partial(plot, model, dist, threshold, matched))
         if png:
             caption = text(
                 "live and ",

@@ -28,9 +28,10 @@ def worst_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     def key(row: dict[str, Any]) -> tuple[float, float, float]:
         overlap = row.get("alert_overlap_at_matched_rate")
-        missing = overlap is None or (isinstance(overlap, float) and math.isnan(overlap))
+        if overlap is None or (isinstance(overlap, float) and math.isnan(overlap)):
+            overlap = math.inf
         return (
-            math.inf if missing else overlap,
+            float(overlap),
             -(row.get("flip_rate") or 0.0),
             -(row.get("transactions") or 0),
         )

@@ -49,7 +49,7 @@ def verdict_lines(
 def outcome(promotion: Promotion | None, judgement: Judgement | None) -> list[Text]:
     """What followed the verdicts: the promotion, or that none happened."""
     if promotion is not None:
-        replaced = ()
+        replaced: Text = ()
         if promotion.replaced is not None:
             replaced = text(" (replacing ", Code(promotion.replaced), ")")
         return [

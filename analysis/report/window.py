@@ -48,7 +48,9 @@ def latency_section(evidence: dict[str, Any], draw: Any) -> Section:
                 "probes: the same unit, one transaction"
             )
             blocks.append(Figure(text("Single-request latency"), png, caption))
-    rows = tuple((Code(m), *_cells(e.get("latency_ms") or {})) for m, e in candidates.items())
+    rows: tuple[tuple[Part, ...], ...] = tuple(
+        (Code(m), *_cells(e.get("latency_ms") or {})) for m, e in candidates.items()
+    )
     note = text(
         "The worker's batch wall time divided by the batch's rows: a throughput cost, "
         "not the latency of one request; compare it between candidates only."

@@ -19,8 +19,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from shadow.dev.kafka import LocalKafka
-from shadow.dev.s3 import LocalS3
+from shadow.kit.dev.kafka import LocalKafka
+from shadow.kit.dev.s3 import LocalS3
 from shadow.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
@@ -81,6 +81,7 @@ def local_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3 | Non
 
 @pytest.fixture(scope="session")
 def s3_endpoint(local_s3: LocalS3 | None) -> str:
+    # type: ignore below: local_s3 is None only when SHADOW_TEST_S3 names a server
     return os.environ.get("SHADOW_TEST_S3") or local_s3.status().bootstrap  # type: ignore[union-attr]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -17,9 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from shadow.dev.process import free_port
+from consumers.publisher import PredictionPublisher
 from shadow.envelope import CandidateScore, LiveScore, PredictionRecord
-from shadow.reference_models import write_tiny_model
+from shadow.kit.dev.process import free_port
+from shadow.kit.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry
 from shadow.settings import Settings
 
@@ -89,6 +91,29 @@ class MonitorProcess:
         doc = self.windows() or {"models": {}}
         return {m: sum(w["count"] for w in ws) for m, ws in doc["models"].items()}
 
+    def records_folded(self) -> float:
+        """shadow_monitor_records_total: every record the monitor read, with or without scores."""
+        url = f"http://127.0.0.1:{self.settings.monitor.web_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return 0.0
+        found = re.search(r"^shadow_monitor_records_total (\S+)$", text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    def wait_until_consuming(self, publisher: PredictionPublisher, timeout: float = 90) -> None:
+        """Send probe records (no candidate scores: no window counts them) until the monitor
+        has read one: its consumer has its partitions and fetches (its web page answers
+        sooner than that)."""
+
+        def probed() -> bool:
+            publisher.send([probe_record()])
+            publisher.producer.flush(5)
+            return self.records_folded() > 0
+
+        self.wait_for(probed, timeout, "a probe record read by the monitor")
+
     def wait_for(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -129,6 +154,12 @@ def records(n: int, rng: random.Random, constant: float = 0.5) -> list[Predictio
         live_score = LiveScore("live@1", live, None, 2.0)
         out.append(PredictionRecord(1, f"t{now}-{i}", now, live_score, candidates))
     return out
+
+
+def probe_record() -> PredictionRecord:
+    """A transaction without candidate scores: read and counted by the monitor, in no window."""
+    now = time.time_ns() // 1_000_000
+    return PredictionRecord(1, f"probe-{now}", now, LiveScore("live@1", 0.5, None, 2.0), [])
 
 
 def shadow_models(settings: Settings, folder: Path) -> ModelRegistry:

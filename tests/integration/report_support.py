@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.sample_store import (
+from shadow.kit.reference_models import write_tiny_model
+from shadow.kit.sample_store import (
     ModelScores,
     scenario,
     write_features,
@@ -20,7 +21,6 @@ from analysis.sample_store import (
 )
 from shadow.objectstore import LocalStore
 from shadow.predictions import ROLE_LIVE
-from shadow.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def demo_like_store(folder: Path, transactions: int = 20_000) -> dict[str, Path 
 def shadow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The `shadow` command in a fresh process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-c", "from shadow.cli import main; main()", *args],
+        [sys.executable, "-c", "from shadow.app.cli import main; main()", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},

@@ -167,7 +167,7 @@ class Spawner:
         self.started: list[subprocess.Popen] = []
 
     def __call__(self, config: Path, log: Path, *extra: str) -> subprocess.Popen:
-        command = "from shadow.cli import main; main()"
+        command = "from shadow.app.cli import main; main()"
         proc = subprocess.Popen(
             [sys.executable, "-c", command, "tap", "from-topic", "--config", str(config), *extra],
             cwd=self.root,

@@ -18,22 +18,22 @@ import pytest
 from nbclient import NotebookClient
 
 from analysis.compare import Comparison
-from analysis.sample_store import (
+from shadow.dataset import footer_models, open_dataset, read_predictions
+from shadow.kit.reference_models import build_reference_models
+from shadow.kit.sample_store import (
     ModelScores,
     scenario,
     write_features,
     write_labels,
     write_predictions,
 )
-from shadow.dataset import footer_models, open_dataset, read_predictions
+from shadow.kit.synthetic import TransactionGenerator, feature_dicts, labels_of
 from shadow.modelcard import card_for_file
 from shadow.objectstore import LocalStore, open_store
 from shadow.predictions import PREDICTIONS, ROLE_LIVE
-from shadow.reference_models import build_reference_models
 from shadow.registry import ModelRegistry
 from shadow.scorer import OnnxScorer
 from shadow.settings import AnalysisSettings, load_settings
-from shadow.synthetic import TransactionGenerator, feature_dicts, labels_of
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ def _fill(store: Any, traffic: dict[str, Any]) -> None:
 
 
 def _shadow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    code = "from shadow.cli import main; main()"
+    code = "from shadow.app.cli import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,

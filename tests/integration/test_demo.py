@@ -28,7 +28,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> dict
     folder = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "SHADOW__KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap}
     done = subprocess.run(
-        [sys.executable, "-c", "from shadow.cli import main; main()", "demo"],
+        [sys.executable, "-c", "from shadow.app.cli import main; main()", "demo"],
         cwd=folder,
         env=env,
         capture_output=True,

@@ -9,7 +9,7 @@ import pytest
 from worker_support import WorkerThread, read_objects
 
 from consumers.worker import ShadowWorker
-from shadow.demo.seed import seed_traffic
+from shadow.app.demo.seed import seed_traffic
 from shadow.objectstore import open_store
 from shadow.registry import ModelRegistry
 

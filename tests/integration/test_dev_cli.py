@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from shadow.dev.kafka import broker_answers
-from shadow.dev.s3 import s3_answers
+from shadow.kit.dev.kafka import broker_answers
+from shadow.kit.dev.s3 import s3_answers
 
 pytestmark = pytest.mark.integration
 
-SHADOW = [sys.executable, "-c", "from shadow.cli import main; main()"]
+SHADOW = [sys.executable, "-c", "from shadow.app.cli import main; main()"]
 
 
 def shadow(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

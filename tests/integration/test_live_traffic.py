@@ -21,12 +21,12 @@ from confluent_kafka import Consumer
 from producers.live import LiveModel
 from producers.tap import ShadowTap
 from shadow.envelope import LiveScore, decode
+from shadow.kit.reference_models import write_tiny_model
+from shadow.kit.synthetic import TransactionGenerator, feature_dicts
 from shadow.objectstore import LocalStore
-from shadow.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry
 from shadow.scorer import OnnxScorer
 from shadow.settings import Settings
-from shadow.synthetic import TransactionGenerator, feature_dicts
 
 pytestmark = pytest.mark.integration
 

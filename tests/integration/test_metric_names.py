@@ -25,7 +25,7 @@ from consumers.http import WorkerHttp
 from consumers.probes import WorkerProbes
 from consumers.worker import ShadowWorker
 from shadow.envelope import REASONS, LiveScore, encode, make_envelope
-from shadow.synthetic import TransactionGenerator, feature_dicts
+from shadow.kit.synthetic import TransactionGenerator, feature_dicts
 
 pytestmark = pytest.mark.integration
 

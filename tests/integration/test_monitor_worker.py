@@ -16,10 +16,10 @@ from consumers.candidates import Candidate, CandidateSet
 from consumers.publisher import PredictionPublisher
 from consumers.worker import ShadowWorker
 from shadow.envelope import LiveScore, encode, make_envelope
-from shadow.reference_models import write_tiny_model
+from shadow.kit.reference_models import write_tiny_model
+from shadow.kit.synthetic import TransactionGenerator, feature_dicts
 from shadow.registry import ModelRegistry
 from shadow.scorer import OnnxScorer
-from shadow.synthetic import TransactionGenerator, feature_dicts
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +84,9 @@ def test_worker_publishes_monitor_fails_const_worker_unloads_it(
     registry = ModelRegistry.from_settings(settings)
     live = register(registry, tmp_path)
     monitor = running(settings)
+    probes = PredictionPublisher.from_settings(settings)
+    monitor.wait_until_consuming(probes)  # the monitor reads before the worker's traffic starts
+    assert probes.close() == 0
     candidates = CandidateSet(RegistryShadowSet(registry, tmp_path / "cache"), 5, 1.0)
     # worker.predictions_topic is set: the worker builds its own PredictionPublisher
     worker = ShadowWorker(settings, candidates=candidates)

@@ -21,8 +21,8 @@ def registry_url(postgres_url: str) -> str:  # overrides the SQLite URL of the u
 def test_shared_deployment_postgres_and_s3(postgres_url, s3_store, tmp_path):
     """The registry as a team runs it: PostgreSQL for state, an S3 API for the model files."""
     from shadow.errors import ModelError
+    from shadow.kit.reference_models import write_tiny_model
     from shadow.objectstore import open_store
-    from shadow.reference_models import write_tiny_model
     from shadow.registry import ModelRegistry
     from shadow.settings import StoreSettings
 

@@ -17,8 +17,8 @@ from monitor_support import monitor_settings, records, running
 from consumers.publisher import PredictionPublisher
 from producers.tap import ShadowTap
 from shadow.clients import base_config, ensure_topic
-from shadow.dev.kafka import LocalKafka
 from shadow.envelope import LiveScore, decode
+from shadow.kit.dev.kafka import LocalKafka
 from shadow.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from confluent_kafka import Consumer
 from producers.inline import InlineTap
 from producers.tap import ShadowTap
 from shadow.clients import ensure_topic
-from shadow.dev.kafka import LocalKafka
 from shadow.envelope import SCHEMA_HEADER, LiveScore, decode
+from shadow.kit.dev.kafka import LocalKafka
 from shadow.sampling import is_sampled
 from shadow.settings import Settings, load_settings
 

@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Consumer
 
-from producers.synthetic import SyntheticLiveService
 from shadow.envelope import decode
+from shadow.kit.live_service import SyntheticLiveService
+from shadow.kit.reference_models import write_tiny_model
 from shadow.objectstore import open_store
 from shadow.predictions import LABEL_SCHEMA
-from shadow.reference_models import write_tiny_model
 from shadow.sampling import is_sampled
 from shadow.settings import Settings
 
@@ -121,7 +121,7 @@ def _replay(path: Path, bootstrap: str, topic: str, env: dict[str, str], *args: 
         "SHADOW__KAFKA__TOPIC": topic,
         **env,
     }
-    command = [sys.executable, "-c", "from shadow.cli import main; main()", "tap", "replay"]
+    command = [sys.executable, "-c", "from shadow.app.cli import main; main()", "tap", "replay"]
     done = subprocess.run(
         [*command, str(path), "--json", *args],
         capture_output=True,

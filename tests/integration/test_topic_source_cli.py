@@ -16,7 +16,7 @@ from source_support import produce_json, read_all, sampled, scored_record, write
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMAND = "from shadow.cli import main; main()"
+COMMAND = "from shadow.app.cli import main; main()"
 
 
 def _env(bootstrap: str, shadow: str, group: str, mapping: Path) -> dict[str, str]:

@@ -42,10 +42,13 @@ def _source_records() -> list[tuple[bytes | None, object]]:
     for i in range(RECORDS):
         record = scored_record(i)
         if i % BAD_EVERY == 7:
+            # type: ignore below: scored_record() is a JSON-like dict: its nested values are typed object
             del record["scoring"]["score"]  # type: ignore[attr-defined]
         elif i % BAD_EVERY == 507:
+            # type: ignore below: scored_record() is a JSON-like dict: its nested values are typed object
             records.append((record["id"].encode(), b"{not json"))  # type: ignore[union-attr]
             continue
+        # type: ignore below: scored_record() is a JSON-like dict: its nested values are typed object
         records.append((record["id"].encode(), record))  # type: ignore[union-attr]
     return records
 
@@ -120,6 +123,7 @@ def test_kill_9_five_times_during_50k_source_records(
     proc = spawn(config, log, "--idle-exit", "5", "--json")
     assert proc.wait(300) == 0, log.read_text()[-3000:]
 
+    # type: ignore below: value is bytes or a record dict; _mappable tells them apart
     good = [key.decode() for key, value in records if _mappable(value)]  # type: ignore[union-attr]
     expected = sampled(good, RATE, SALT)
     # beyond its txn_id, a record out of the sample is never read: only the sampled ones
@@ -156,4 +160,5 @@ def test_kill_9_five_times_during_50k_source_records(
 
 
 def _mappable(value: object) -> bool:
+    # type: ignore below: value is a record dict here: isinstance just said so
     return isinstance(value, dict) and "score" in value["scoring"]  # type: ignore[index]

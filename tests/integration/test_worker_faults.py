@@ -22,8 +22,8 @@ from worker_support import (
 )
 
 from consumers.worker import ShadowWorker
-from shadow.dev.kafka import LocalKafka
-from shadow.dev.s3 import LocalS3
+from shadow.kit.dev.kafka import LocalKafka
+from shadow.kit.dev.s3 import LocalS3
 from shadow.objectstore import open_store
 from shadow.settings import Settings, load_settings
 

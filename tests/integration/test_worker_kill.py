@@ -25,8 +25,8 @@ from worker_support import (
     wait_until,
 )
 
+from shadow.kit.reference_models import write_tiny_model
 from shadow.objectstore import open_store
-from shadow.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry
 from shadow.settings import load_settings
 
@@ -74,7 +74,7 @@ def _config(tmp_path: Path, kafka_bootstrap: str, topic: str, group: str, s3_sto
 
 def _spawn(config: Path, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "consumers.worker", "--config", str(config)],
+        [sys.executable, "-m", "shadow", "worker", "--config", str(config)],
         cwd=ROOT,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

@@ -33,8 +33,8 @@ from shadow.envelope import (
     encode,
     make_envelope,
 )
+from shadow.kit.reference_models import write_tiny_model
 from shadow.objectstore import open_store
-from shadow.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from consumers.http import WorkerHttp
 from consumers.worker import ShadowWorker
 from shadow.dataset import read_predictions
 from shadow.envelope import decode
+from shadow.kit.reference_models import write_tiny_model
 from shadow.objectstore import open_store
-from shadow.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry
 from shadow.scorer import OnnxScorer
 

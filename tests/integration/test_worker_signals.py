@@ -27,10 +27,10 @@ from worker_support import (
     wait_until,
 )
 
-from shadow.dev.kafka import LocalKafka
 from shadow.envelope import LiveScore, encode, make_envelope
+from shadow.kit.dev.kafka import LocalKafka
+from shadow.kit.reference_models import write_tiny_model
 from shadow.objectstore import open_store
-from shadow.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry
 from shadow.settings import Settings, load_settings
 
@@ -81,7 +81,7 @@ class Worker:
         self.log = log
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "consumers.worker", "--config", str(config)],
+            [sys.executable, "-m", "shadow", "worker", "--config", str(config)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

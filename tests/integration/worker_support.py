@@ -19,9 +19,9 @@ from consumers.candidates import Candidate, CandidateSet
 from consumers.worker import ShadowWorker
 from shadow.envelope import LiveScore, encode, make_envelope
 from shadow.errors import ModelError
+from shadow.kit.synthetic import TransactionGenerator, feature_dicts
 from shadow.objectstore import ObjectStore
 from shadow.settings import Settings
-from shadow.synthetic import TransactionGenerator, feature_dicts
 
 
 def envelopes(n: int, seed: int = 1, offset: int = 0) -> list[tuple[bytes, bytes]]:

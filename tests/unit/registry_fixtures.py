@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from shadow.kit.reference_models import write_tiny_model
 from shadow.objectstore import LocalStore
-from shadow.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry
 
 __all__ = ["CANARY", "name", "registry", "registry_url", "store", "tiny"]

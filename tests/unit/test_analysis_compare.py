@@ -20,15 +20,15 @@ from analysis.judgement import judge
 from analysis.metrics import psi
 from analysis.policy import load_policy
 from analysis.run import publish
-from analysis.sample_store import (
+from analysis.window import parse_window
+from shadow.errors import UsageError
+from shadow.kit.sample_store import (
     ModelScores,
     scenario,
     write_features,
     write_labels,
     write_predictions,
 )
-from analysis.window import parse_window
-from shadow.errors import UsageError
 from shadow.objectstore import LocalStore
 from shadow.predictions import LABEL_SCHEMA, ROLE_LIVE, labels_key
 from shadow.settings import AnalysisSettings
@@ -258,7 +258,7 @@ def test_compare_command_writes_the_outputs_and_rejects_a_bad_window(
 ) -> None:
     import sys
 
-    from shadow.cli import main
+    from shadow.app.cli import main
 
     _, store, _, _, _ = world
     monkeypatch.setenv("SHADOW__STORE__URI", str(store.root))

@@ -19,8 +19,8 @@ from sklearn.metrics import roc_auc_score
 
 from analysis import paired as pw
 from analysis.compare import Comparison
-from analysis.sample_store import ModelScores, scenario, write_labels, write_predictions
 from shadow.dataset import connect, read_predictions
+from shadow.kit.sample_store import ModelScores, scenario, write_labels, write_predictions
 from shadow.objectstore import LocalStore
 from shadow.prediction_store import parquet_bytes
 from shadow.predictions import PREDICTIONS, ROLE_LIVE, batch_key

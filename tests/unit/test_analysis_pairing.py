@@ -18,7 +18,9 @@ import pytest
 from analysis import paired as pw
 from analysis import positional
 from analysis.compare import Comparison
-from analysis.sample_store import (
+from shadow.dataset import connect, footer_models, open_dataset, register
+from shadow.errors import UsageError
+from shadow.kit.sample_store import (
     ModelScores,
     _prediction_batch,
     scenario,
@@ -26,8 +28,6 @@ from analysis.sample_store import (
     write_labels,
     write_predictions,
 )
-from shadow.dataset import connect, footer_models, open_dataset, register
-from shadow.errors import UsageError
 from shadow.objectstore import LocalStore
 from shadow.predictions import (
     LABEL_SCHEMA,

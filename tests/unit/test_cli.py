@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-SHADOW = [sys.executable, "-c", "from shadow.cli import main; main()"]
+SHADOW = [sys.executable, "-c", "from shadow.app.cli import main; main()"]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -23,7 +23,7 @@ def test_help_lists_the_commands() -> None:
 
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys; from shadow.cli import app; "
+        "import sys; from shadow.app.cli import app; "
         "heavy = {'onnxruntime', 'pandas', 'duckdb', 'sklearn', 'pyarrow', 'confluent_kafka'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.sample_store import ModelScores, scenario, write_predictions
-from shadow.cli import main
+from shadow.app.cli import main
+from shadow.kit.sample_store import ModelScores, scenario, write_predictions
 from shadow.objectstore import LocalStore
 from shadow.predictions import ROLE_LIVE
 

@@ -15,10 +15,10 @@ import onnx
 import pytest
 import yaml
 
-from shadow.dev.process import free_port
-from shadow.tiny_models import build
+from shadow.kit.dev.process import free_port
+from shadow.kit.tiny_models import build
 
-SHADOW = [sys.executable, "-c", "from shadow.cli import main; main()"]
+SHADOW = [sys.executable, "-c", "from shadow.app.cli import main; main()"]
 
 
 def shadow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -16,9 +16,9 @@ from producers.inline import InlineTap
 from producers.topic_mapping import load_mapping
 from producers.topic_transform import SourceTransform
 from shadow import sampling
-from shadow.dev.process import free_port
 from shadow.envelope import LiveScore, decode
 from shadow.errors import EnvelopeError
+from shadow.kit.dev.process import free_port
 from shadow.redaction import Redactor
 from shadow.settings import Settings, WorkerSettings, load_settings
 
@@ -44,7 +44,7 @@ def _tap(**tap: Any) -> tuple[InlineTap, list[bytes]]:
     """An InlineTap whose produce() call lands in a list (no broker)."""
     made = InlineTap(_settings(**tap))
     sent: list[bytes] = []
-    made._produce = lambda *args: sent.append(args[1])  # (topic, value, key, ...)
+    made._kafka.produce = lambda *args: sent.append(args[1])  # (topic, value, key, ...)
     return made, sent
 
 
@@ -213,4 +213,5 @@ def test_redaction_vectors(settings: dict[str, Any], case: dict[str, Any], tmp_p
             source.mirror(value, 1)
         return
     assert decode(sent[0]).features == case["output"]
+    # type: ignore below: mirror() gives a (key, value) pair for a mapped record
     assert decode(source.mirror(value, 1)[1]).features == case["output"]  # type: ignore[index]

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.sample_store import ModelScores, txn_ids, write_features, write_labels
-from analysis.sample_store import write_predictions as write
 from shadow.dataset import read_features, read_labels, read_predictions
+from shadow.kit.sample_store import ModelScores, txn_ids, write_features, write_labels
+from shadow.kit.sample_store import write_predictions as write
 from shadow.objectstore import LocalStore
 from shadow.predictions import LABEL_SCHEMA, PREDICTION_SCHEMA, ROLE_LIVE, labels_key
 

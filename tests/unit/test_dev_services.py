@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shadow.dev import kafka as dev_kafka
-from shadow.dev.kafka import LocalKafka, check_java
-from shadow.dev.s3 import LocalS3
 from shadow.errors import DependencyMissing
+from shadow.kit.dev import kafka as dev_kafka
+from shadow.kit.dev.kafka import LocalKafka, check_java
+from shadow.kit.dev.s3 import LocalS3
 
 
 def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,12 +14,12 @@ from analysis.compare import Comparison
 from analysis.evidence import build_evidence, metric_names, write_evidence
 from analysis.gate import evaluate
 from analysis.policy import default_policy_path, load_policy
-from analysis.sample_store import ModelScores, scenario, write_labels, write_predictions
-from shadow.cli import main
+from shadow.app.cli import main
 from shadow.errors import UsageError
+from shadow.kit.reference_models import write_tiny_model
+from shadow.kit.sample_store import ModelScores, scenario, write_labels, write_predictions
 from shadow.objectstore import LocalStore
 from shadow.predictions import ROLE_LIVE
-from shadow.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry
 from shadow.settings import AnalysisSettings
 

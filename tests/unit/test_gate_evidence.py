@@ -15,9 +15,9 @@ from analysis.compare import Comparison
 from analysis.evidence import build_evidence, write_evidence
 from analysis.gate import evaluate
 from analysis.policy import load_policy
-from analysis.sample_store import ModelScores, scenario, write_labels, write_predictions
-from shadow.cli import main
+from shadow.app.cli import main
 from shadow.errors import UsageError
+from shadow.kit.sample_store import ModelScores, scenario, write_labels, write_predictions
 from shadow.objectstore import LocalStore
 from shadow.predictions import ROLE_LIVE
 from shadow.settings import AnalysisSettings

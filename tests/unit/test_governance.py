@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from shadow.errors import ModelError, RegistryError, UsageError
-from shadow.reference_models import write_tiny_model
+from shadow.kit.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry, resolve_actor
 from shadow.verdicts import read_gate_evidence, record_verdicts
 from tests.unit.registry_fixtures import *  # noqa: F403 - registry_url, store, registry, name, tiny

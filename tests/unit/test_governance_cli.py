@@ -15,11 +15,11 @@ import pytest
 
 from analysis.compare import Comparison
 from analysis.evidence import build_evidence, write_evidence
-from analysis.sample_store import ModelScores, scenario, write_labels, write_predictions
-from shadow.cli import main
+from shadow.app.cli import main
+from shadow.kit.reference_models import write_tiny_model
+from shadow.kit.sample_store import ModelScores, scenario, write_labels, write_predictions
 from shadow.objectstore import LocalStore
 from shadow.predictions import ROLE_LIVE
-from shadow.reference_models import write_tiny_model
 from shadow.registry import ModelRegistry, resolve_actor
 from shadow.settings import AnalysisSettings
 

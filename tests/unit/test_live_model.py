@@ -39,7 +39,7 @@ def settings(registry_url: str, store, tmp_path: Path) -> Settings:
 
 def _models(registry: ModelRegistry, tmp_path: Path, name: str, weights: dict[str, float]):
     """Register tiny models (their scores differ by weight), each moved to shadow."""
-    from shadow.reference_models import write_tiny_model
+    from shadow.kit.reference_models import write_tiny_model
 
     ids = {}
     for version, weight in weights.items():

@@ -11,7 +11,7 @@ import pytest
 
 from shadow.masking import MASK, mask_url, secret_property
 
-SHADOW = [sys.executable, "-c", "from shadow.cli import main; main()"]
+SHADOW = [sys.executable, "-c", "from shadow.app.cli import main; main()"]
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.monitor import ShadowMonitor, parse_key, table_key
-from consumers.monitor_rules import Breach, JudgedWindow, breaches, closed_windows
-from consumers.monitor_windows import (
+from consumers.monitor.rules import Breach, JudgedWindow, breaches, closed_windows
+from consumers.monitor.shadow_monitor import ShadowMonitor, parse_key, table_key
+from consumers.monitor.windows import (
     WindowStats,
     decode_stats,
     encode_stats,
@@ -124,6 +124,7 @@ def test_a_recovered_candidate_and_small_windows_are_not_failed() -> None:
 
 
 def test_a_missing_figure_never_breaches() -> None:
+    # type: ignore below: a figure that is None, on purpose
     windows = [_window("m@1", i, agreement=None) for i in range(3)]  # type: ignore[arg-type]
     assert breaches({"m@1": windows}, [AGREEMENT], min_count=10) == []
 

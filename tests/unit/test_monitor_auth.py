@@ -9,7 +9,7 @@ from typing import Any
 import faust
 import pytest
 
-from consumers.monitor_auth import broker_credentials
+from consumers.monitor.auth import broker_credentials
 from shadow.errors import ConfigError
 from shadow.settings import KafkaSettings
 

@@ -104,6 +104,7 @@ def test_nested_and_other_values_are_refused(value: object) -> None:
 
 def test_a_name_that_is_not_text_is_refused() -> None:
     with pytest.raises(ValueError, match="not a string"):
+        # type: ignore below: a feature name that is not text, on purpose
         Redactor.from_settings(TapSettings()).redact({1: "x"})  # type: ignore[dict-item]
 
 

@@ -15,11 +15,11 @@ import pytest
 
 import shadow.registry as registry_module
 from shadow.errors import ModelError, RegistryError, StoreError
+from shadow.kit.reference_models import write_tiny_model
+from shadow.kit.synthetic import FEATURE_NAMES
 from shadow.objectstore import LocalStore
-from shadow.reference_models import write_tiny_model
 from shadow.registry import MOVES, STATES, ModelRegistry
 from shadow.scorer import OnnxScorer
-from shadow.synthetic import FEATURE_NAMES
 from shadow.verdicts import GateEvidence
 from tests.unit.registry_fixtures import *  # noqa: F403 - registry_url, store, registry, name, tiny
 from tests.unit.registry_fixtures import CANARY

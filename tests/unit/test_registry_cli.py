@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shadow.reference_models import write_tiny_model
+from shadow.kit.reference_models import write_tiny_model
 
-SHADOW = [sys.executable, "-c", "from shadow.cli import main; main()"]
+SHADOW = [sys.executable, "-c", "from shadow.app.cli import main; main()"]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from producers.replay import ColumnMap, count_rows, replay
-from shadow.cli.tap import parse_rate
+from shadow.app.cli.tap import parse_rate
 from shadow.envelope import LiveScore
 from shadow.errors import UsageError
 
@@ -135,7 +135,14 @@ def test_unknown_format_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     path = tmp_path / "txns.xlsx"
     path.write_text("x")
     done = subprocess.run(
-        [sys.executable, "-c", "from shadow.cli import main; main()", "tap", "replay", str(path)],
+        [
+            sys.executable,
+            "-c",
+            "from shadow.app.cli import main; main()",
+            "tap",
+            "replay",
+            str(path),
+        ],
         capture_output=True,
         text=True,
         check=False,

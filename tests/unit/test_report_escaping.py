@@ -22,7 +22,7 @@ from analysis.evidence import build_evidence
 from analysis.judgement import Promotion, judge
 from analysis.policy import load_policy
 from analysis.report import build_page, html, markdown
-from analysis.sample_store import (
+from shadow.kit.sample_store import (
     ModelScores,
     scenario,
     write_features,

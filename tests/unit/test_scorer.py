@@ -10,8 +10,8 @@ import pytest
 
 from shadow.envelope import LiveScore, make_envelope
 from shadow.errors import ModelError
+from shadow.kit.reference_models import write_tiny_model
 from shadow.modelcard import ModelCard, read_signature, sha256_of
-from shadow.reference_models import write_tiny_model
 from shadow.scorer import FeatureFrame, OnnxScorer, shared_thread_pool
 
 

@@ -13,12 +13,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from shadow.envelope import LiveScore, decode, encode, make_envelope
+from shadow.kit.reference_models import REFERENCE_NAMES, build_reference_models, reference_canaries
+from shadow.kit.synthetic import FEATURE_NAMES, TransactionGenerator, feature_dicts
 from shadow.modelcard import ModelCard, read_signature, sha256_of
 from shadow.objectstore import LocalStore
-from shadow.reference_models import REFERENCE_NAMES, build_reference_models, reference_canaries
 from shadow.registry import ModelRegistry
 from shadow.scorer import FeatureFrame, OnnxScorer
-from shadow.synthetic import FEATURE_NAMES, TransactionGenerator, feature_dicts
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,7 @@ def test_shadow_config_variable_names_the_file(
 def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValueError):
+        # type: ignore below: assigning to frozen settings, on purpose
         settings.kafka.topic = "x"  # type: ignore[misc]
 
 

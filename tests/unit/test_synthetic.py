@@ -7,8 +7,7 @@ import pyarrow as pa
 import pytest
 
 from shadow.envelope import LiveScore, decode, encode, make_envelope
-from shadow.predictions import LABEL_SCHEMA
-from shadow.synthetic import (
+from shadow.kit.synthetic import (
     DAY_MS,
     FEATURE_NAMES,
     FEATURE_TYPES,
@@ -17,6 +16,7 @@ from shadow.synthetic import (
     features_of,
     labels_of,
 )
+from shadow.predictions import LABEL_SCHEMA
 
 
 def test_same_seed_same_rows_and_different_seed_differs():
@@ -101,7 +101,7 @@ def test_an_empty_batch_has_the_columns_and_no_rows():
 def test_a_fixed_calendar_gives_the_same_traffic_at_any_hour() -> None:
     """The demo's traffic is stamped with the wall clock but tells the same story at any hour:
     its calendar (hour of day, day of week) starts at a fixed moment."""
-    from shadow.synthetic import TransactionGenerator
+    from shadow.kit.synthetic import TransactionGenerator
 
     runs = []
     for start in (1_767_225_600_000, 1_767_225_600_000 + 5 * 3_600_000 + 17):

@@ -11,9 +11,9 @@ import pytest
 
 from producers.inline import InlineTap
 from producers.tap import ShadowTap, open_tap
-from shadow.dev.process import free_port
 from shadow.envelope import LiveScore, decode
 from shadow.errors import ConfigError
+from shadow.kit.dev.process import free_port
 from shadow.sampling import Sampler
 from shadow.settings import Settings, load_settings
 
@@ -55,6 +55,7 @@ def test_every_outcome_is_counted_once() -> None:
     tap = ShadowTap(_settings(max_envelope_bytes=600))
     inside = _ids(30)
     results = [tap.offer(txn_id, {"a": 1}, LIVE) for txn_id in _ids(60, inside=False)]
+    # type: ignore below: wrong types on purpose: offer() counts them, never raises
     results.append(tap.offer(inside[25], None, LIVE))  # type: ignore[arg-type]  # at offer
     results.append(tap.offer(42, {"a": 1}, LIVE))  # type: ignore[arg-type]  # at offer
     results.append(tap.offer(inside[26], {"x": object()}, LIVE))  # type: ignore[dict-item]
@@ -67,7 +68,13 @@ def test_every_outcome_is_counted_once() -> None:
     assert stats["offered"] == final["offered"] == 90
     assert stats["rejected"] == 5  # 2 refused by offer(), 3 by the sender's encoding
     assert stats["enqueued"] == 25 == stats["in_flight"]  # the broker is down
-    assert stats["offered"] == sum(stats[k] for k in PARTS)
+    # each offer in the one part its input puts it in: 60 out of the sample, none dropped
+    assert {k: stats[k] for k in PARTS} == {
+        "sampled_out": 60,
+        "enqueued": 25,
+        "dropped": 0,
+        "rejected": 5,
+    }
     assert results.count(True) == 28  # the sender's 3 rejections were accepted by offer()
     assert final["enqueued"] == final["failed"] == 25
     assert final["in_flight"] == final["delivered"] == 0
@@ -87,22 +94,27 @@ def test_counters_add_up_while_offers_run() -> None:
     thread.start()
     snapshots = []
     for _ in range(200):
+        before = offered[0]  # offers that had returned before stats() began
         stats = tap.stats()
-        snapshots.append((stats, offered[0]))  # offers made by now: at most one more counted
+        snapshots.append((before, stats, offered[0]))  # made by now: at most one more counted
     done.set()
     thread.join()
     tap.close(0.1)
     previous: dict[str, int] = {}
-    for stats, made in snapshots:
-        assert stats["offered"] == sum(stats[k] for k in PARTS)
-        # read in the right order, a moving record is never counted twice: no snapshot
-        # counts more offers than were made, and no counter goes back
-        assert stats["offered"] <= made + 1
+    for before, stats, made in snapshots:
+        # every offer that had returned is counted, in one part; read in the right order, a
+        # moving record is never counted twice: no snapshot counts more offers than were
+        # made, and no counter goes back
+        assert before <= stats["offered"] <= made + 1
         assert stats["enqueued"] >= stats["delivered"] + stats["failed"]
         assert all(stats[k] >= previous.get(k, 0) for k in (*PARTS, "offered"))
         previous = stats
     final = tap.stats()
-    assert final["offered"] == offered[0] == sum(final[k] for k in PARTS)
+    sampler = Sampler(1 / 3, "shadow")
+    outside = sum(not sampler(f"c-{n}") for n in range(offered[0]))
+    assert final["offered"] == offered[0]
+    assert final["sampled_out"] == outside  # the ids out of the sample, counted apart
+    assert final["enqueued"] + final["dropped"] + final["rejected"] == offered[0] - outside
     assert final["enqueued"] == final["failed"] <= 50 + 100 + 1
 
 
@@ -125,7 +137,7 @@ def test_a_dead_broker_fills_both_queues_then_offers_drop() -> None:
 
 def test_a_full_hand_off_queue_drops_without_blocking() -> None:
     tap = ShadowTap(_settings(sample_rate=1.0, handoff_queue=5))
-    tap._produce = lambda *_args: time.sleep(0.001)  # a sender far slower than the offers
+    tap._kafka.produce = lambda *_args: time.sleep(0.001)  # a sender far slower than the offers
     started = time.monotonic()
     results = [tap.offer(f"q-{n}", {"a": n}, LIVE) for n in range(5000)]
     assert time.monotonic() - started < 2.0
@@ -139,7 +151,7 @@ def test_a_full_hand_off_queue_drops_without_blocking() -> None:
 def test_the_callers_dict_can_change_right_after_offer() -> None:
     tap = ShadowTap(_settings(sample_rate=1.0))
     sent: list[bytes] = []
-    tap._produce = lambda topic, value, *rest: sent.append(value)
+    tap._kafka.produce = lambda topic, value, *rest: sent.append(value)
     features = {"amount": 10.0, "pan": "4111111111111111"}
     assert tap.offer("m-1", features, LIVE, 5)
     features["amount"] = 999.0  # the caller reuses its dict at once

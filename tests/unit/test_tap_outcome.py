@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shadow.cli.tap_outcome import HeldBack, check_delivery
+from shadow.app.cli.tap_outcome import HeldBack, check_delivery
 from shadow.errors import DeliveryFailed
 from shadow.extras import EXTRA_OF, missing_extra
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from producers.inline import InlineTap
 from producers.tap import ShadowTap
-from shadow.dev.process import free_port
 from shadow.envelope import LiveScore
+from shadow.kit.dev.process import free_port
 from shadow.settings import load_settings
 
 LIVE = LiveScore("fraud@live", 0.2, "pass", 1.5)
@@ -99,7 +99,7 @@ def _tap(kind: type[InlineTap], **tap: Any) -> Iterator[tuple[InlineTap, list[by
     kafka = {"bootstrap_servers": f"127.0.0.1:{free_port()}", "topic": "unit"}
     instance = kind(load_settings(kafka=kafka, tap={"sample_rate": 1.0, **tap}))
     sent: list[bytes] = []
-    instance._produce = lambda _topic, value, *_args: sent.append(value)  # type: ignore[method-assign]
+    instance._kafka.produce = lambda _topic, value, *_args: sent.append(value)
     yield instance, sent
     instance.close(0.1)
 

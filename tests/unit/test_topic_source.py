@@ -117,12 +117,14 @@ def test_integer_ids_iso_times_and_the_kafka_time(tmp_path: Path) -> None:
     assert txn_id == "123" and decode(value).event_time == 1_767_225_600_000
     no_time = MAPPING.replace("event_time: at\n", "")
     other = _transform(tmp_path, no_time, sample_rate=1.0)
+    # type: ignore below: mirror() gives a (key, value) pair for a mapped record
     assert decode(other.mirror(_bytes(_record()), 4242)[1]).event_time == 4242  # type: ignore[index]
 
 
 def test_a_constant_live_model_and_hashed_fields(tmp_path: Path) -> None:
     text = MAPPING.replace("model_id: m.id", "model_id_value: fraud@9")
     transform = _transform(tmp_path, text, sample_rate=1.0, hmac_fields=["pan"], hmac_key="k" * 32)
+    # type: ignore below: mirror() gives a (key, value) pair for a mapped record
     envelope = decode(transform.mirror(_bytes(_record()), 1)[1])  # type: ignore[index]
     assert envelope.live.model_id == "fraud@9"
     assert len(envelope.features["pan"]) == 64  # the tap's HMAC token, never the PAN
@@ -165,7 +167,7 @@ def test_a_joined_mapping_needs_decisions(tmp_path: Path) -> None:
 def test_the_cli_says_one_line_and_exits_2_for_a_bad_mapping(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("txn_id: id\nlive: {model_id: m}\nfeatures: {under: f}\n")
-    command = "from shadow.cli import main; main()"
+    command = "from shadow.app.cli import main; main()"
     done = subprocess.run(
         [
             sys.executable,
@@ -334,6 +336,7 @@ def test_an_aborted_transaction_is_read_again_and_counted_once(tmp_path: Path) -
     bad = [_Record("src", 3, b"{nope")]
     # read, refused at commit, read again (rewound), committed; then a dead letter
     fake = _Clients([batch, [], list(batch), [], bad, []], refuse_first_commit=True)
+    # type: ignore below: an in-memory stand-in for the source's Kafka clients
     source.clients = fake  # type: ignore[assignment]
     for _ in range(6):
         source.step()

@@ -1,4 +1,4 @@
-"""`shadow worker` and `python -m consumers.worker`: expected failures are one line and a code."""
+"""`shadow worker` and `python -m shadow worker`: expected failures are one line and a code."""
 
 from __future__ import annotations
 
@@ -25,6 +25,6 @@ def test_shadow_worker_with_a_bad_config_prints_one_line_and_exits_2(tmp_path: P
 
 def test_module_entry_point_reports_a_missing_config_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
-    done = _run(sys.executable, "-m", "consumers.worker", "--config", str(missing))
+    done = _run(sys.executable, "-m", "shadow", "worker", "--config", str(missing))
     assert done.returncode == 2
     assert "cannot read the config file" in done.stderr and "Traceback" not in done.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,15 +162,19 @@ def test_failing_model_gets_errors_others_complete_and_evicted_after_n() -> None
 def test_a_model_scores_one_transaction_alone_every_probe_seconds() -> None:
     scorer = FakeScorer("ok@1")
     source = FakeSource({"ok@1": scorer})
-    models = CandidateSet(source, max_failures=3, reload_seconds=30, probe_seconds=0.2)
+    clock = [100.0]
+    models = CandidateSet(
+        source, max_failures=3, reload_seconds=30, probe_seconds=0.2, clock=lambda: clock[0]
+    )
     models.reload()
     (result,) = models.score(_envelopes(5))
+    clock[0] += 0.125
     (later,) = models.score(_envelopes(5))  # within probe_seconds: no probe
     assert scorer.probes == 1 and later.request_latency_us is None
     assert result.request_latency_us is not None and result.request_latency_us > 0
     assert result.sliced(0, 2).request_latency_us == result.request_latency_us
     assert result.sliced(2, 5).request_latency_us is None  # the probe belongs to row 0
-    time.sleep(0.25)
+    clock[0] += 0.125  # 0.25 s after the first probe: past probe_seconds
     (again,) = models.score(_envelopes(5))
     assert scorer.probes == 2 and again.request_latency_us is not None
     never = CandidateSet(source, max_failures=3, reload_seconds=30, probe_seconds=0)

@@ -20,8 +20,8 @@ from consumers.dlq import DeadLetters
 from consumers.worker import ShadowWorker
 from shadow.envelope import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON
 from shadow.errors import StoreError
+from shadow.kit.reference_models import write_tiny_model
 from shadow.modelcard import card_for_file
-from shadow.reference_models import write_tiny_model
 from shadow.scorer import OnnxScorer
 from shadow.settings import Settings
 
@@ -199,7 +199,7 @@ class LoadedModels:
 
 
 def tiny_candidate(folder: Path, kind: str, model_id: str, timeout_s: float = 5.0) -> Candidate:
-    """A real tiny ONNX model (shadow.tiny_models) as a loaded candidate."""
+    """A real tiny ONNX model (shadow.kit.tiny_models) as a loaded candidate."""
     name = model_id.replace("@", "-")
     path = write_tiny_model(folder / f"{name}.onnx", kind)
     canary = {"amount": 10.0, "device_risk": 0.1, "ip_risk": 0.2, "merchant_category": "5411"}

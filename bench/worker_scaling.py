@@ -17,13 +17,16 @@ run back to back. ``join_to_first_message_s`` is, for a worker joining a group t
 consuming, the time from its subscribe (its log line) to its first consumed record (its
 /metrics, read every 20 ms); ``join_to_assigned_s`` to its first non-empty assignment.
 Worker CPU is read from /proc (utime + stime) of the worker processes, each from its first
-record on (start-up and model loading not counted).
+record on (start-up and model loading not counted); ``machine_busy`` is the share of both
+cores busy during a drain (/proc/stat: other jobs on the machine included), beside the cores
+the workers and the broker + S3 server used.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -132,6 +135,41 @@ class GroupProgress:
         self.consumer.close()
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
+
+
+def service_pids(folder: Path, settings: Any) -> list[int]:
+    """The broker and S3 server this bench started (their command lines name its folder or
+    the S3 server's port)."""
+    port = (settings.store.endpoint_url or "").rsplit(":", 1)[-1]
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        broker = "kafka.Kafka" in line and str(folder) in line
+        s3 = "moto.server" in line and bool(port) and f" {port}" in line
+        if broker or s3:
+            pids.append(int(proc.name))
+    return pids
+
+
+def _cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            continue
+    return total
+
+
 def drain(settings: Any, folder: Path, args: argparse.Namespace, mode: str) -> dict[str, Any]:
     """One drain of the backlog by a new group: mode "1", "2" or "join"."""
     from bench.worker_throughput import _in_group
@@ -146,6 +184,7 @@ def drain(settings: Any, folder: Path, args: argparse.Namespace, mode: str) -> d
     try:
         began = _wait_first_record(workers)
         cpu_at_start = {w.process.pid: w.cpu() for w in workers}
+        machine, services_cpu = machine_cpu(), _cpu_of(args.service_pids)
         next_check = 0.0
         while True:
             for worker in workers:
@@ -162,13 +201,19 @@ def drain(settings: Any, folder: Path, args: argparse.Namespace, mode: str) -> d
             time.sleep(POLL_S)
         seconds = time.time() - began
         cpu = sum(w.cpu() - cpu_at_start.get(w.process.pid, 0.0) for w in workers)
+        busy, total = (now - then for now, then in zip(machine_cpu(), machine, strict=True))
+        services_cpu = _cpu_of(args.service_pids) - services_cpu
         for worker in workers:
             worker.poll()
     finally:
         progress.close()
         for worker in workers:
             worker.stop()
-    return _figures(workers, mode, args.txns, seconds, cpu)
+    out = _figures(workers, mode, args.txns, seconds, cpu)
+    out["machine_busy"] = busy / total  # of every core: 1.0 is both cores busy all along
+    out["workers_cores"] = cpu / seconds
+    out["services_cores"] = services_cpu / seconds
+    return out
 
 
 def _wait_first_record(workers: list[WorkerProcess]) -> float:
@@ -212,7 +257,6 @@ def _count(worker: WorkerProcess, text: str) -> int:
 
 
 def scaling(args: argparse.Namespace) -> dict[str, Any]:
-    import os
     import tempfile
 
     from shadow.clients import ensure_topic
@@ -227,6 +271,7 @@ def scaling(args: argparse.Namespace) -> dict[str, Any]:
         services(load_settings(args.config), Path(tmp)) as settings,
     ):
         register_models(settings)
+        args.service_pids = service_pids(Path(tmp), settings)
         ensure_topic(settings.kafka, settings.kafka.topic, args.partitions)
         produce(settings, encoded(args.txns))
         for _ in range(args.rounds):
@@ -275,5 +320,15 @@ def _scaling_summary(
             mode: [r["commit_failures"] for r in runs if r["mode"] == mode]
             for mode in ("1", "2", "join")
         },
+        "runs_machine_busy": {
+            mode: [round(x, 2) for x in of(mode, "machine_busy")] for mode in ("1", "2", "join")
+        },
+        "runs_workers_cores": {
+            mode: [round(x, 2) for x in of(mode, "workers_cores")] for mode in ("1", "2", "join")
+        },
+        "runs_broker_and_s3_cores": {
+            mode: [round(x, 2) for x in of(mode, "services_cores")] for mode in ("1", "2", "join")
+        },
+        "service_pids_found": len(args.service_pids),
         "load_average_1min": [round(x, 2) for x in load],
     }

@@ -18,8 +18,10 @@ consuming, the time from its subscribe (its log line) to its first consumed reco
 /metrics, read every 20 ms); ``join_to_assigned_s`` to its first non-empty assignment.
 Worker CPU is read from /proc (utime + stime) of the worker processes, each from its first
 record on (start-up and model loading not counted); ``machine_busy`` is the share of both
-cores busy during a drain (/proc/stat: other jobs on the machine included), beside the cores
-the workers and the broker + S3 server used.
+cores busy during a drain (/proc/stat), beside the cores the workers, the broker + S3 server
+and everything else on the machine (``other_jobs``: other people's work on a shared machine)
+used; ``tps_consumed`` is the rate up to the last record consumed (without the wait of the
+last flush, worker.flush_seconds).
 """
 
 from __future__ import annotations
@@ -185,13 +187,15 @@ def drain(settings: Any, folder: Path, args: argparse.Namespace, mode: str) -> d
         began = _wait_first_record(workers)
         cpu_at_start = {w.process.pid: w.cpu() for w in workers}
         machine, services_cpu = machine_cpu(), _cpu_of(args.service_pids)
-        next_check = 0.0
+        next_check, consumed_at = 0.0, None
         while True:
             for worker in workers:
                 if worker.first_record_at is None or time.time() >= next_check:
                     worker.poll()
                 if worker.first_record_at and worker.process.pid not in cpu_at_start:
                     cpu_at_start[worker.process.pid] = worker.cpu()  # start-up not counted
+            if consumed_at is None and sum(w.consumed for w in workers) >= args.txns:
+                consumed_at = time.time()
             if time.time() >= next_check:
                 next_check = time.time() + CHECK_S
                 if progress.done():
@@ -213,6 +217,9 @@ def drain(settings: Any, folder: Path, args: argparse.Namespace, mode: str) -> d
     out["machine_busy"] = busy / total  # of every core: 1.0 is both cores busy all along
     out["workers_cores"] = cpu / seconds
     out["services_cores"] = services_cpu / seconds
+    out["others_cores"] = busy / seconds - out["workers_cores"] - out["services_cores"]
+    if consumed_at is not None:  # the rate without the last flush's wait (flush_seconds)
+        out["tps_consumed"] = args.txns / (consumed_at - began)
     return out
 
 
@@ -325,6 +332,12 @@ def _scaling_summary(
         },
         "runs_workers_cores": {
             mode: [round(x, 2) for x in of(mode, "workers_cores")] for mode in ("1", "2", "join")
+        },
+        "runs_tps_consumed": {
+            mode: [round(x) for x in of(mode, "tps_consumed")] for mode in ("1", "2", "join")
+        },
+        "runs_other_jobs_cores": {
+            mode: [round(x, 2) for x in of(mode, "others_cores")] for mode in ("1", "2", "join")
         },
         "runs_broker_and_s3_cores": {
             mode: [round(x, 2) for x in of(mode, "services_cores")] for mode in ("1", "2", "join")

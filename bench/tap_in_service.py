@@ -10,8 +10,9 @@ rounds, so the figures compare round by round (``*_p50_overhead``: a tap's p50 o
 p50 of the same round, minus 1; the median over rounds is reported, every round listed).
 
 ``--pin-broker``: the broker this bench starts is moved to core 1 with ``taskset -a`` (every
-thread of the JVM: plain ``-p`` moves only its main thread) and the service to core 0, so the
-broker's CPU stops competing with the requests; what is left is the tap's own cost.
+thread of the JVM: plain ``-p`` moves only its main thread), so its CPU stops competing with
+the requests on core 0; what is left is the tap's own cost. ``--pin-service`` also keeps the
+service on core 0 (one core for 4 request threads, ONNX and the tap: a harsher test).
 
 ``tap_cpu_us_per_sampled``: CPU time of the tap's own threads (ShadowTap's sender, the delivery
 poller, librdkafka's threads; read from /proc/self/task/*/schedstat, in ns) per record the tap
@@ -117,8 +118,9 @@ def thread_cpu_ns() -> dict[int, int]:
     return out
 
 
-def pin(broker_pid: int) -> dict[str, Any]:
-    """The broker's every thread to BROKER_CORE, this process's to SERVICE_CORE."""
+def pin(broker_pid: int, service: bool) -> dict[str, Any]:
+    """The broker's every thread to BROKER_CORE; with ``service``, this process's to
+    SERVICE_CORE (else the service may use every core, the broker's included)."""
     if len(os.sched_getaffinity(0)) < 2:
         return {"pinned": False, "why": "fewer than 2 cores available"}
     done = subprocess.run(
@@ -129,9 +131,11 @@ def pin(broker_pid: int) -> dict[str, Any]:
     )
     if done.returncode != 0:
         return {"pinned": False, "why": done.stderr.strip()[:200]}
-    for task in Path("/proc/self/task").iterdir():  # threads started later inherit it
-        os.sched_setaffinity(int(task.name), {SERVICE_CORE})
-    return {"pinned": True, "broker_threads": len(list(Path(f"/proc/{broker_pid}/task").iterdir()))}
+    if service:
+        for task in Path("/proc/self/task").iterdir():  # threads started later inherit it
+            os.sched_setaffinity(int(task.name), {SERVICE_CORE})
+    threads = len(list(Path(f"/proc/{broker_pid}/task").iterdir()))
+    return {"pinned": True, "service_pinned": service, "broker_threads": threads}
 
 
 def _figures(latencies: np.ndarray, cpu: float) -> dict[str, float]:
@@ -184,7 +188,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     broker: list[int] = []
     with bench_broker(settings, broker.append) as live:
         if args.pin_broker:
-            pinned = pin(broker[0]) if broker else {"pinned": False, "why": "external broker"}
+            no = {"pinned": False, "why": "external broker"}
+            pinned = pin(broker[0], args.pin_service) if broker else no
         topic = f"shadow-bench-{uuid.uuid4().hex[:8]}"
         live = with_kafka(live, topic=topic)
         ensure_topic(live.kafka, topic, 3)
@@ -246,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rps", type=float, default=2_000, help="arrivals per second")
     parser.add_argument("--threads", type=int, default=4, help="request threads")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (medians are reported)")
-    parser.add_argument("--pin-broker", action="store_true", help="broker on core 1, us on 0")
+    parser.add_argument("--pin-broker", action="store_true", help="the broker on core 1 only")
+    parser.add_argument("--pin-service", action="store_true", help="and the service on core 0")
     parser.add_argument("--tap-config", default="{}", help="JSON: tap settings to override")
     parser.add_argument("--producer-config", default="{}", help="JSON: librdkafka overrides")
     parser.add_argument(

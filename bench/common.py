@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,11 @@ def emit(result: dict[str, Any], as_json: bool) -> None:
 
 
 @contextmanager
-def bench_broker(settings: Settings) -> Iterator[Settings]:
-    """The settings' broker, else a LocalKafka of our own in a temp folder, stopped after."""
+def bench_broker(
+    settings: Settings, started: Callable[[int], None] | None = None
+) -> Iterator[Settings]:
+    """The settings' broker, else a LocalKafka of our own in a temp folder, stopped after;
+    ``started`` is called with its process id (never for a broker the settings name)."""
     if settings.kafka.bootstrap_servers:
         yield settings
         return
@@ -35,6 +38,8 @@ def bench_broker(settings: Settings) -> Iterator[Settings]:
         kafka = LocalKafka(settings.kafka.dev_version, settings.kafka.dev_home, Path(run_dir))
         state = kafka.start()
         try:
+            if started is not None and state.pid:
+                started(state.pid)
             yield with_kafka(settings, bootstrap_servers=state.bootstrap)
         finally:
             kafka.stop()

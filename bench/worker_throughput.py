@@ -3,19 +3,28 @@
     python -m bench.worker_throughput --json [--txns N] [--config FILE]
 
 One topic is pre-filled with N encoded envelopes (default 300,000); the reference models lr, gbdt
-and mlp are registered in shadow. Then, in this order:
+and mlp are registered in shadow. Then ``--rounds`` times (default 3, medians reported, every
+round's figure listed as runs_*):
 
-- ceiling_tps: decode + score (3 models) + Parquet encode of the same bytes in one process, no
-  Kafka, no network;
-- worker_tps: a ShadowWorker reading the topic and putting objects on the S3 API server, from
-  its first record to its last object committed;
+- ceiling_tps: the worker's own work on the same bytes in one process, no Kafka, no network:
+  decode and validate (decode_many), check feature types, score (3 models), build the rows,
+  Parquet-encode; ceiling_cpu_us_per_txn is its CPU time per transaction;
+- worker_tps: a ShadowWorker (a new group each round) reading the topic and putting objects on
+  the S3 API server, from its first record to its last object committed; cpu_us_per_txn is this
+  process's CPU time over that span (every thread: the consumer's, librdkafka's, the flusher's);
+
+and once:
+
 - naive_tps: one message at a time, each model called per message, committed synchronously
   after each (the straightforward at-least-once loop); measured on a prefix of the
   topic (``--naive`` records, default 3,000) and reported as a rate; the same loop with
   librdkafka's auto commit instead is reported too (naive_autocommit_tps);
-- freshness_p99_s: a live phase after the backlog: transactions produced at ``--live-tps`` for
-  ``--live-seconds`` with event_time = produce time; freshness = object visible - event time;
-- p99_flush_s: Parquet encode + put of one partition batch, over the whole run.
+- freshness_p99_s: a live phase after the last round's backlog: transactions produced at
+  ``--live-tps`` for ``--live-seconds`` with event_time = produce time; freshness = object
+  visible - event time;
+- p99_flush_s: Parquet encode + put of one partition batch (median over rounds).
+
+``--processes 1,2`` runs the scaling mode instead (bench.worker_scaling).
 
 Starts a broker and an S3 API server unless the settings name existing ones; stops what it
 started. Prints ONE JSON line.
@@ -26,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import tempfile
 import threading
 import time
@@ -128,28 +138,35 @@ def candidates(settings: Any) -> Any:
     return models
 
 
-def ceiling(settings: Any, records: list[tuple[bytes, bytes]]) -> float:
-    """Decode + score + Parquet encode in one process, no Kafka, no network: txn/s."""
+def ceiling(settings: Any, records: list[tuple[bytes, bytes]]) -> tuple[float, float]:
+    """The worker's own work on the same bytes in one process, no Kafka, no network: decode and
+    validate the batch, check feature types, score, build the rows, Parquet-encode every
+    flush_records. Returns (txn/s of wall time, CPU us per txn of this process)."""
+    import pyarrow as pa
+
     from consumers.buffers import PartitionBuffers
-    from shadow.envelope import decode
+    from shadow.envelope import decode_many
     from shadow.prediction_store import chunk_keys, parquet_bytes, prediction_table
+    from shadow.scorer import FeatureFrame
 
     models, batch, flush = candidates(settings), BENCH_WORKER["batch_size"], 20_000
-    buffers, started = PartitionBuffers(), time.perf_counter()
+    buffers = PartitionBuffers()
+    started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(records), batch):
         part = records[start : start + batch]
-        envelopes = [decode(value, key) for key, value in part]
-        results = models.score(envelopes)
+        envelopes = decode_many([v for _, v in part], [k for k, _ in part]).items
+        frame = FeatureFrame.of(envelopes)
+        models.check(frame)
+        results = models.score(envelopes, frame)
         offsets = list(range(start, start + len(part)))
         keys = chunk_keys(envelopes, offsets, 0, "bench", time.time_ns() // 1000)
         buffer = buffers.for_partition(0, start)
         buffer.add_offsets(start, offsets[-1], len(part))
         buffer.add_rows(prediction_table(keys, envelopes, results), None, 0)
         if buffer.records >= flush or start + batch >= len(records):
-            import pyarrow as pa
-
             parquet_bytes(pa.concat_tables(buffers.pop(0).tables))
-    return len(records) / (time.perf_counter() - started)
+    cpu = time.process_time() - cpu
+    return len(records) / (time.perf_counter() - started), cpu / len(records) * 1e6
 
 
 class TimedWrites:
@@ -176,31 +193,33 @@ class TimedWrites:
         return key
 
 
-def run_worker(settings: Any, n: int, live: tuple[float, float]) -> dict[str, float]:
-    """The real worker over the backlog (timed), then a live phase for freshness."""
+def run_worker(settings: Any, n: int, live: tuple[float, float] | None) -> dict[str, float]:
+    """The real worker over the backlog (timed: wall time, and this process's CPU time, which
+    holds the worker's every thread: librdkafka's, the flusher's), then a live phase for
+    freshness (unless ``live`` is None)."""
     from consumers.worker import ShadowWorker
 
     worker = ShadowWorker(settings)
     timed = TimedWrites(worker)
     worker.start()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     while worker.metrics.consumed._value.get() == 0:
-        began = time.perf_counter()  # the clock starts with the consume() that gets records
+        # the clocks start with the consume() that gets records
+        began, cpu = time.perf_counter(), time.process_time()
         worker.step()
     while worker.metrics.consumed._value.get() < n:
         worker.step()
     worker.drain()
-    seconds = time.perf_counter() - began
-    timed.live_after_ms = time.time_ns() // 1_000_000
-    live_records = _live_phase(worker, settings, *live)
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    out = {"worker_tps": n / seconds, "cpu_us_per_txn": cpu / n * 1e6}
+    out["p99_flush_s"] = float(np.percentile(timed.flushes, 99))
+    if live is not None:
+        timed.live_after_ms = time.time_ns() // 1_000_000
+        out["live_txns"] = _live_phase(worker, settings, *live)
+        freshness = np.concatenate(timed.freshness) if timed.freshness else np.array([np.nan])
+        out["freshness_p99_s"] = float(np.percentile(freshness, 99))
     worker.close()
-    freshness = np.concatenate(timed.freshness) if timed.freshness else np.array([np.nan])
-    return {
-        "worker_tps": n / seconds,
-        "p99_flush_s": float(np.percentile(timed.flushes, 99)),
-        "freshness_p99_s": float(np.percentile(freshness, 99)),
-        "live_txns": live_records,
-    }
+    return out
 
 
 def _live_phase(worker: Any, settings: Any, tps: float, seconds: float) -> int:
@@ -274,17 +293,36 @@ def naive(settings: Any, limit: int, commit_each: bool) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from shadow.clients import ensure_topic
-    from shadow.settings import load_settings
-
     parser = argparse.ArgumentParser(prog="python -m bench.worker_throughput")
     parser.add_argument("--json", action="store_true", help="print one JSON line (always)")
-    parser.add_argument("--txns", type=int, default=300_000)
+    parser.add_argument("--txns", type=int, default=None, help="300,000; 250,000 when scaling")
+    parser.add_argument("--rounds", type=int, default=3, help="ceiling + worker rounds")
     parser.add_argument("--naive", type=int, default=3000)
     parser.add_argument("--live-tps", type=float, default=2000)
     parser.add_argument("--live-seconds", type=float, default=10)
+    parser.add_argument("--processes", default=None, help="e.g. 1,2: the scaling mode")
+    parser.add_argument("--partitions", type=int, default=4, help="topic of the scaling mode")
+    parser.add_argument(
+        "--consumer-config", default="{}", help="scaling mode: JSON of worker.consumer_config"
+    )
     parser.add_argument("--config", default=None)
     args = parser.parse_args(argv)
+    args.txns = args.txns or (250_000 if args.processes else 300_000)
+    if args.processes:
+        from bench.worker_scaling import scaling
+
+        result = scaling(args)
+    else:
+        result = throughput(args)
+    print(json.dumps(result))
+
+
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """Rounds of (ceiling, worker) on the same topic, a new group each round; medians."""
+    from shadow.clients import ensure_topic
+    from shadow.settings import load_settings
+
+    rounds: list[dict[str, float]] = []
     with (
         tempfile.TemporaryDirectory(prefix="shadow-bench-") as tmp,
         services(load_settings(args.config), Path(tmp)) as settings,
@@ -293,29 +331,61 @@ def main(argv: list[str] | None = None) -> None:
         records = encoded(args.txns)
         ensure_topic(settings.kafka, settings.kafka.topic, PARTITIONS)
         produce(settings, records)
-        ceiling_tps = ceiling(settings, records)
-        worker = run_worker(settings, args.txns, (args.live_tps, args.live_seconds))
+        for i in range(args.rounds):
+            ceiling_tps, ceiling_cpu = ceiling(settings, records)
+            last = i == args.rounds - 1
+            group = _in_group(settings, f"{settings.worker.group_id}-{i}")
+            live = (args.live_tps, args.live_seconds) if last else None
+            worker = run_worker(group, args.txns, live)
+            rounds.append(
+                worker | {"ceiling_tps": ceiling_tps, "ceiling_cpu_us_per_txn": ceiling_cpu}
+            )
         naive_tps = naive(settings, args.naive, commit_each=True)
         naive_auto_tps = naive(settings, args.naive, commit_each=False)
-    result = {
+    return _summary(args, rounds, naive_tps, naive_auto_tps)
+
+
+def _in_group(settings: Any, group_id: str) -> Any:
+    worker = settings.worker.model_copy(update={"group_id": group_id})
+    return settings.model_copy(update={"worker": worker})
+
+
+def _summary(
+    args: argparse.Namespace, rounds: list[dict[str, float]], naive_tps: float, naive_auto: float
+) -> dict[str, Any]:
+    def median(name: str) -> float:
+        return float(np.median([r[name] for r in rounds]))
+
+    ratios = [r["worker_tps"] / r["ceiling_tps"] for r in rounds]
+    worker_tps = median("worker_tps")
+    return {
         "txns": args.txns,
         "models": len(MODELS),
-        "worker_tps": round(worker["worker_tps"]),
-        "ceiling_tps": round(ceiling_tps),
+        "rounds": len(rounds),
+        "worker_tps": round(worker_tps),
+        "ceiling_tps": round(median("ceiling_tps")),
+        "ratio_ceiling": round(float(np.median(ratios)), 3),
+        "cpu_us_per_txn": round(median("cpu_us_per_txn"), 2),
+        "ceiling_cpu_us_per_txn": round(median("ceiling_cpu_us_per_txn"), 2),
+        "runs_worker_tps": [round(r["worker_tps"]) for r in rounds],
+        "runs_ceiling_tps": [round(r["ceiling_tps"]) for r in rounds],
+        "runs_ratio_ceiling": [round(x, 3) for x in ratios],
+        "runs_cpu_us_per_txn": [round(r["cpu_us_per_txn"], 2) for r in rounds],
+        "runs_ceiling_cpu_us_per_txn": [round(r["ceiling_cpu_us_per_txn"], 2) for r in rounds],
         "naive_tps": round(naive_tps, 1),
-        "ratio_ceiling": round(worker["worker_tps"] / ceiling_tps, 3),
-        "ratio_naive": round(worker["worker_tps"] / naive_tps, 1),
-        "p99_flush_s": round(worker["p99_flush_s"], 3),
-        "freshness_p99_s": round(worker["freshness_p99_s"], 3),
+        "ratio_naive": round(worker_tps / naive_tps, 1),
+        "p99_flush_s": round(median("p99_flush_s"), 3),
+        "freshness_p99_s": round(rounds[-1]["freshness_p99_s"], 3),
         "naive_txns": args.naive,
-        "naive_autocommit_tps": round(naive_auto_tps, 1),
-        "ratio_naive_autocommit": round(worker["worker_tps"] / naive_auto_tps, 1),
-        "live_txns": worker["live_txns"],
+        "naive_autocommit_tps": round(naive_auto, 1),
+        "ratio_naive_autocommit": round(worker_tps / naive_auto, 1),
+        "live_txns": rounds[-1]["live_txns"],
         "flush_seconds": BENCH_WORKER["flush_seconds"],
-        "note": "naive: poll one, score each model, commit sync; measured on the first "
-        "naive_txns records of the same topic, reported as a rate",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "note": "medians over rounds (ceiling then worker, a new group each); cpu_us_per_txn: "
+        "this process's CPU time (every thread) over the backlog; naive: poll one, score each "
+        "model, commit sync, on the first naive_txns records, reported as a rate",
     }
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from shadow.errors import ShadowError
+from shadow.errors import CommitError, ShadowError
 
 if TYPE_CHECKING:
     from consumers.buffers import PartitionBuffer, PartitionBuffers
@@ -138,6 +138,16 @@ class FlushAndCommit:
                 error = exc
             else:
                 error = self._commit_stored(buffer)
-        if error is not None:
+        if isinstance(error, CommitError):
+            # the object exists; a rebalance (or the broker) refused the offset: the next
+            # owner replays into the same key. Not a store failure.
+            self.metrics.commit_failures.inc()
+            logger.warning(
+                "%s[%d] commit refused on revoke, left for the next owner to replay: %s",
+                self.topic,
+                partition,
+                error,
+            )
+        elif error is not None:
             self.metrics.flush_failures.inc()
             logger.error("%s[%d] left uncommitted for replay: %s", self.topic, partition, error)

@@ -13,7 +13,7 @@ values are looked at one by one only in a column that holds an unexpected type.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,6 +52,7 @@ def check_features(
 ) -> dict[int, EnvelopeError]:
     """The rows (indexes into the frame) holding a feature value a model cannot take."""
     refused: dict[int, EnvelopeError] = {}
+    frame.spread(wanted)  # every wanted feature's values in one pass over the rows
     floats = {name: "float" for name, kinds in wanted.items() if "float" in kinds}
     if floats:
         frame.columns(floats)  # gathered in one pass; the models reuse these very columns
@@ -66,13 +67,13 @@ def check_features(
     return refused
 
 
-def _look_at_each(name: str, kind: str, values: list[Any], refused: dict) -> None:
+def _look_at_each(name: str, kind: str, values: Sequence[Any], refused: dict) -> None:
     for row, value in enumerate(values):
         if row not in refused and not takes(kind, value):
             refused[row] = _error(name, kind, value)
 
 
-def _beyond_float32(name: str, frame: FeatureFrame, values: list[Any], refused: dict) -> None:
+def _beyond_float32(name: str, frame: FeatureFrame, values: Sequence[Any], refused: dict) -> None:
     """A float beyond float32's range would reach the model as infinity. The frame's float32
     column is the one the models get: an infinity in it came from such a value (JSON carries
     no infinity), so the values are looked at only then."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -73,6 +74,11 @@ class ChunkKeys:
         return len(self.txn_id)
 
 
+_FIELDS = {f.name: f.type for f in PREDICTION_SCHEMA}
+_TXN_ID = operator.attrgetter("txn_id")
+_EVENT_TIME = operator.attrgetter("event_time")
+
+
 def chunk_keys(
     envelopes: Sequence[Envelope],
     offsets: Sequence[int],
@@ -82,9 +88,9 @@ def chunk_keys(
 ) -> ChunkKeys:
     """The shared columns of a chunk of envelopes read from one partition."""
     return ChunkKeys(
-        txn_id=pa.array([e.txn_id for e in envelopes], pa.string()),
-        event_time=pa.array([e.event_time for e in envelopes], pa.int64()).cast(
-            PREDICTION_SCHEMA.field("event_time").type
+        txn_id=pa.array(list(map(_TXN_ID, envelopes)), pa.string()),
+        event_time=pa.array(list(map(_EVENT_TIME, envelopes)), pa.int64()).cast(
+            _FIELDS["event_time"]
         ),
         kafka_offset=pa.array(offsets, pa.int64()),
         partition=partition,
@@ -96,99 +102,121 @@ def chunk_keys(
 def prediction_table(
     keys: ChunkKeys, envelopes: Sequence[Envelope], results: Sequence[ModelScores]
 ) -> pa.Table:
-    """Long-format rows of a chunk: one per (transaction, candidate) plus the live row."""
-    parts = [_candidate_rows(keys, result) for result in results]
-    parts.append(_live_rows(keys, envelopes))
-    return pa.concat_tables(parts)
-
-
-def _candidate_rows(keys: ChunkKeys, result: ModelScores) -> pa.Table:
-    n = len(keys)
-    if result.scores is None:
-        score = pa.nulls(n, pa.float64())
-        decision = pa.nulls(n, pa.string())
-        error = pa.array([result.error or "failed"] * n, pa.string())
-    else:
-        score, decision, error = _scored(np.asarray(result.scores, dtype=np.float64), result)
-    latency = pa.array(np.full(n, result.latency_us, dtype=np.float32))
-    probe = result.request_latency_us
-    request = pa.nulls(n, pa.float32())
-    if probe is not None and n:
-        request = pa.array([probe] + [None] * (n - 1), pa.float32())
-    return _assemble(
-        keys, result.model_id, ROLE_CANDIDATE, score, decision, (latency, request), error
+    """Long-format rows of a chunk: one per (transaction, candidate), candidates in order, then
+    the live row of each transaction. Each column is built once for every model (a dozen Arrow
+    calls per chunk, not a dozen per model)."""
+    n, parts = len(keys), len(results) + 1
+    live = _LiveColumns.of(envelopes)
+    score = np.concatenate([*(_scores_of(r, n) for r in results), live.score])
+    unscored = np.zeros(len(score), np.bool_)  # a failed model, or a score it gave as NaN/inf
+    unscored[: len(results) * n] = ~np.isfinite(score[: len(results) * n])
+    latency = np.concatenate(
+        [*(np.full(n, r.latency_us, np.float32) for r in results), live.latency]
     )
-
-
-NON_FINITE_SCORE = "the model returned a non-finite score for this transaction"
-
-
-def _scored(values: np.ndarray, result: ModelScores) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """Score, decision and error columns; a row the model answered NaN or infinity for (its
-    input had a gap the model does not handle) is an error row, not the batch."""
-    alerts = values >= result.threshold
-    decision = np.where(alerts, DECISION_ALERT, DECISION_PASS)
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return (
-            pa.array(values, pa.float64()),
-            pa.array(decision, pa.string()),
-            pa.nulls(len(values), pa.string()),
-        )
-    # numpy's stubs take no None branch; an object array of text and None is meant
-    errors = np.where(bad, NON_FINITE_SCORE, None)  # type: ignore[call-overload]
-    return (
-        pa.array(values, pa.float64(), mask=bad),
-        pa.array(decision, pa.string(), mask=bad),
-        pa.array(errors, pa.string()),
-    )
-
-
-def _live_rows(keys: ChunkKeys, envelopes: Sequence[Envelope]) -> pa.Table:
-    n = len(keys)
-    models = pa.array([e.live.model_id for e in envelopes], pa.string()).dictionary_encode()
-    score = pa.array([e.live.score for e in envelopes], pa.float64())
-    decision = pa.array([e.live.decision for e in envelopes], pa.string())
-    latency = pa.array([e.live.latency_ms * 1000.0 for e in envelopes], pa.float32())
-    errors = pa.nulls(n, pa.string())
-    return _assemble(keys, models, ROLE_LIVE, score, decision, (latency, latency), errors)
-
-
-def _assemble(
-    keys: ChunkKeys,
-    model_id: str | pa.DictionaryArray,
-    role: str,
-    score: pa.Array,
-    decision: pa.Array,
-    latencies: tuple[pa.Array, pa.Array],
-    error: pa.Array,
-) -> pa.Table:
-    n = len(keys)
-    fields = {f.name: f.type for f in PREDICTION_SCHEMA}
+    request = np.full(n * parts, np.nan, np.float32)
+    for i, result in enumerate(results):
+        if result.request_latency_us is not None and n:
+            request[i * n] = result.request_latency_us  # the probe of the chunk's first row
+    request[len(results) * n :] = live.latency
+    model_ids = [r.model_id for r in results]
     columns = [
-        keys.txn_id,
-        keys.event_time,
-        _model_column(model_id, n, fields["model_id"]),
-        _constant(role, n, fields["role"]),
-        score,
-        decision,
-        *latencies,
-        error,
-        pa.array(np.full(n, keys.partition, dtype=np.int32)),
-        keys.kafka_offset,
-        pa.array(np.full(n, keys.scored_at_us, dtype=np.int64)).cast(fields["scored_at"]),
-        _constant(keys.worker_id, n, fields["worker_id"]),
+        pa.concat_arrays([keys.txn_id] * parts),
+        pa.concat_arrays([keys.event_time] * parts),
+        _models(model_ids, live.model_id, n),
+        _roles(len(results), n),
+        pa.array(score, pa.float64(), mask=unscored),
+        _decisions(results, score, unscored, live.decision, n),
+        pa.array(latency, pa.float32()),
+        pa.array(request, pa.float32(), mask=np.isnan(request)),
+        _errors(results, unscored, n),
+        pa.array(np.full(n * parts, keys.partition, np.int32)),
+        pa.array(np.tile(keys.kafka_offset.to_numpy(), parts)),
+        pa.array(np.full(n * parts, keys.scored_at_us, np.int64)).cast(_FIELDS["scored_at"]),
+        _constant(keys.worker_id, n * parts, _FIELDS["worker_id"]),
     ]
     return pa.Table.from_arrays(columns, schema=PREDICTION_SCHEMA)
 
 
-def _model_column(model_id: str | pa.DictionaryArray, n: int, kind: pa.DataType) -> pa.Array:
-    if isinstance(model_id, str):
-        return _constant(model_id, n, kind)
-    return model_id.cast(kind)
+NON_FINITE_SCORE = "the model returned a non-finite score for this transaction"
+
+_DECISIONS = pa.array([DECISION_PASS, DECISION_ALERT], pa.string())
+_LIVE_FIELDS = tuple(
+    operator.attrgetter(f"live.{name}") for name in ("model_id", "score", "decision", "latency_ms")
+)
 
 
-def _constant(value: str, n: int, kind: pa.DictionaryType) -> pa.DictionaryArray:
+@dataclass(frozen=True)
+class _LiveColumns:
+    """The live model's answers of a chunk, column by column."""
+
+    model_id: list[str]
+    score: np.ndarray
+    decision: list[str | None]
+    latency: np.ndarray
+    """float32, in us (the envelope carries ms)."""
+
+    @classmethod
+    def of(cls, envelopes: Sequence[Envelope]) -> _LiveColumns:
+        model_id, score, decision, latency_ms = (list(map(f, envelopes)) for f in _LIVE_FIELDS)
+        latency = np.array(latency_ms, np.float64) * 1000.0
+        return cls(model_id, np.array(score, np.float64), decision, latency.astype(np.float32))
+
+
+def _scores_of(result: ModelScores, n: int) -> np.ndarray:
+    if result.scores is None:
+        return np.full(n, np.nan)
+    return np.asarray(result.scores, dtype=np.float64)
+
+
+def _models(candidates: list[str], live: list[str], n: int) -> pa.DictionaryArray:
+    """model_id: each candidate's n rows, then the live rows' own model ids."""
+    live_ids = pa.array(live, pa.string()).dictionary_encode()
+    indices = np.concatenate(
+        [
+            np.repeat(np.arange(len(candidates), dtype=np.int32), n),
+            live_ids.indices.to_numpy().astype(np.int32) + len(candidates),
+        ]
+    )
+    dictionary = pa.concat_arrays([pa.array(candidates, pa.string()), live_ids.dictionary])
+    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), dictionary)
+
+
+def _roles(candidates: int, n: int) -> pa.DictionaryArray:
+    indices = np.repeat(np.array([0, 1], np.int8), [candidates * n, n])
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices, pa.int8()), pa.array([ROLE_CANDIDATE, ROLE_LIVE], pa.string())
+    )
+
+
+def _decisions(
+    results: Sequence[ModelScores],
+    score: np.ndarray,
+    unscored: np.ndarray,
+    live: list[str | None],
+    n: int,
+) -> pa.Array:
+    """alert at or above the candidate's threshold, else pass; null where it has no score."""
+    k = len(results)
+    thresholds = np.repeat(np.array([r.threshold for r in results], np.float64), n)
+    alerts = (score[: k * n] >= thresholds).astype(np.int8)
+    picked = _DECISIONS.take(pa.array(alerts, pa.int8(), mask=unscored[: k * n]))
+    return pa.concat_arrays([picked, pa.array(live, pa.string())])
+
+
+def _errors(results: Sequence[ModelScores], unscored: np.ndarray, n: int) -> pa.Array:
+    """A failed model's error on each of its rows, NON_FINITE_SCORE on a row the model answered
+    NaN or infinity for, null elsewhere (the live rows included)."""
+    if not unscored.any():
+        return pa.nulls(len(unscored), pa.string())
+    texts = [NON_FINITE_SCORE] + [r.error or "failed" for r in results]
+    which = np.zeros(len(unscored), np.int32)  # NON_FINITE_SCORE unless the model failed
+    for i, result in enumerate(results):
+        if result.scores is None:
+            which[i * n : (i + 1) * n] = i + 1
+    return pa.array(texts, pa.string()).take(pa.array(which, mask=~unscored))
+
+
+def _constant(value: str, n: int, kind: pa.DataType) -> pa.DictionaryArray:
     indices = pa.array(np.zeros(n, dtype=kind.index_type.to_pandas_dtype()), kind.index_type)
     return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
 

@@ -18,7 +18,7 @@ import math
 import operator
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 _pool_lock = threading.Lock()
 _pool_threads: int | None = None
 
+_FEATURES = operator.attrgetter("features")
 _NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "bool": np.bool_}
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -179,23 +180,35 @@ class FeatureFrame:
 
     def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
         self.rows = rows
-        self._values: dict[str, list[Any]] = {}
+        self._values: dict[str, Sequence[Any]] = {}
         self._columns: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
 
     @classmethod
     def of(cls, envelopes: Sequence[Envelope]) -> FeatureFrame:
         """The frame of a batch of envelopes, in order."""
-        return cls([e.features for e in envelopes])
+        return cls(list(map(_FEATURES, envelopes)))
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def values(self, name: str) -> list[Any]:
+    def values(self, name: str) -> Sequence[Any]:
         """One feature's raw values across the batch (None where absent)."""
         values = self._values.get(name)
         if values is None:
             values = self._values[name] = [row.get(name) for row in self.rows]
         return values
+
+    def spread(self, names: Iterable[str]) -> None:
+        """Gather these features' values at once: one pass over the rows and one transpose,
+        both in C, when every row holds every one of them (else values() gathers each)."""
+        todo = [name for name in names if name not in self._values]
+        if len(todo) < 2 or not self.rows:
+            return
+        try:
+            columns = list(zip(*map(operator.itemgetter(*todo), self.rows), strict=True))
+        except KeyError:
+            return
+        self._values.update(zip(todo, columns, strict=True))
 
     def column(self, name: str, kind: str) -> tuple[np.ndarray, int]:
         """One feature as a read-only numpy column of the card's type, and how many values were
@@ -216,25 +229,31 @@ class FeatureFrame:
         return [self.column(name, kind) for name, kind in features.items()]
 
     def _gather(self, names: list[str], kind: str) -> None:
-        pick = operator.itemgetter(*names)
+        self.spread(names)
+        spread = all(name in self._values for name in names)
+        block: np.ndarray
         try:
-            # numpy turns None into NaN; one conversion for the whole (rows, names) block; a
+            # numpy turns None into NaN; one conversion for the whole (names, rows) block; a
             # value beyond float32 becomes infinity (consumers.feature_check refuses it)
             with np.errstate(over="ignore"):
-                block: np.ndarray = np.array(
-                    [pick(row) for row in self.rows], dtype=_NUMPY_TYPES[kind]
-                )
+                if spread:  # the gathered values, one column a row: no transpose
+                    block = np.array([self._values[n] for n in names], dtype=_NUMPY_TYPES[kind])
+                else:
+                    pick = operator.itemgetter(*names)
+                    rows: np.ndarray = np.array(
+                        [pick(row) for row in self.rows], dtype=_NUMPY_TYPES[kind]
+                    )
+                    block = np.ascontiguousarray(rows.T)
         except (KeyError, TypeError, ValueError, OverflowError):
             return  # an absent feature or a value of the wrong type: built column by column
-        if block.shape != (len(self.rows), len(names)):
+        if block.shape != (len(names), len(self.rows)):
             return
-        block = np.ascontiguousarray(block.T)
         block.flags.writeable = False
         for name, column in zip(names, block, strict=True):
             self._columns[(name, kind)] = (column, int(np.count_nonzero(np.isnan(column))))
 
 
-def _column(values: list[Any], kind: str) -> tuple[np.ndarray, int]:
+def _column(values: Sequence[Any], kind: str) -> tuple[np.ndarray, int]:
     """One feature's values as a numpy array of the card's type, and how many were filled."""
     if kind == "string":
         missing = values.count(None)
@@ -259,7 +278,7 @@ def _column(values: list[Any], kind: str) -> tuple[np.ndarray, int]:
     return column, int(np.count_nonzero(np.isnan(column))) if floats else filled
 
 
-def _filled(values: list[Any], fill: float) -> list[Any]:
+def _filled(values: Sequence[Any], fill: float) -> list[Any]:
     return [fill if v is None else v for v in values]
 
 

@@ -115,8 +115,10 @@ class TapSettings(_Section):
     """librdkafka queue.buffering.max.kbytes: the memory bound of that queue, full as above."""
     delivery_timeout_ms: int = Field(default=120_000, gt=0)
     """librdkafka message.timeout.ms: a message the broker has not taken by then is failed."""
-    linger_ms: float = Field(default=20, ge=0)
-    """librdkafka linger.ms: batching delay on the producer."""
+    linger_ms: float = Field(default=100, ge=0)
+    """librdkafka linger.ms: batching delay on the producer. Longer batches cost the live
+    process less CPU per record (librdkafka's thread: about 17 us a record at 20 ms, 10 at
+    100 ms, at 667 sampled/s) and delay the mirror by that much."""
     compression: Compression = "lz4"
     """librdkafka compression.type."""
     max_envelope_bytes: int = Field(default=64_000, gt=0)

@@ -139,3 +139,85 @@ def test_stored_features_pass_the_card_guard() -> None:
     for secret in (b"4111", b"5555555555554444", b"378282246310005"):
         assert secret not in data
     assert rows[0]["note"] is None and rows[0]["PAN"] is None
+
+
+def _expected_rows(keys, envelopes, results) -> list[dict]:
+    """PREDICTION_SCHEMA's definition, row by row in plain Python: the oracle for the
+    column-wise builder."""
+    common = {"kafka_partition": keys.partition, "worker_id": keys.worker_id}
+    offsets, rows = keys.kafka_offset.to_pylist(), []
+    for result in results:
+        for i, e in enumerate(envelopes):
+            score = None if result.scores is None else float(result.scores[i])
+            error = result.error if result.scores is None else None
+            if score is not None and not np.isfinite(score):
+                score, error = None, "the model returned a non-finite score for this transaction"
+            decision = None if score is None else ("alert" if score >= result.threshold else "pass")
+            probe = result.request_latency_us if i == 0 else None
+            rows.append(
+                (
+                    e,
+                    offsets[i],
+                    result.model_id,
+                    "candidate",
+                    score,
+                    decision,
+                    np.float32(result.latency_us),
+                    probe,
+                    error,
+                )
+            )
+    for i, e in enumerate(envelopes):
+        latency = np.float32(e.live.latency_ms * 1000.0)
+        rows.append(
+            (
+                e,
+                offsets[i],
+                e.live.model_id,
+                "live",
+                e.live.score,
+                e.live.decision,
+                latency,
+                latency,
+                None,
+            )
+        )
+    return [
+        {
+            "txn_id": e.txn_id,
+            "event_time_ms": e.event_time,
+            "model_id": model,
+            "role": role,
+            "score": score,
+            "decision": decision,
+            "latency_us": float(latency),
+            "request_latency_us": None if probe is None else float(np.float32(probe)),
+            "error": error,
+            "kafka_offset": offset,
+            **common,
+        }
+        for e, offset, model, role, score, decision, latency, probe, error in rows
+    ]
+
+
+def test_the_column_wise_rows_are_the_schema_s_definition_row_by_row() -> None:
+    lives = [LiveScore("fraud@7", 0.25, "pass", 3.5), LiveScore("fraud@8", 0.9, None, 0.125)]
+    envelopes = [
+        make_envelope(f"t{i}", {"amount": float(i)}, lives[i % 3 == 2], EVENT_MS + i)
+        for i in range(7)
+    ]
+    keys = chunk_keys(envelopes, list(range(40, 47)), 3, "w-9", 1_700_000_000_000_000)
+    results = [
+        ModelScores(
+            "lr@1", 0.5, np.array([0.1, 0.5, np.nan, 0.7, np.inf, 0.0, 1.0]), 2.5, None, 9.0
+        ),
+        ModelScores("bad@1", 0.3, None, 0.0, "model bad@1: boom"),
+        ModelScores("gbdt@2", 0.05, np.linspace(0, 1, 7), 7.25),
+    ]
+    table = prediction_table(keys, envelopes, results)
+    assert table.schema == PREDICTION_SCHEMA
+    rows = table.to_pylist()
+    for row in rows:
+        row["event_time_ms"] = int(row.pop("event_time").timestamp() * 1000)
+        assert row.pop("scored_at").timestamp() == 1_700_000_000
+    assert rows == _expected_rows(keys, envelopes, results)

@@ -6,7 +6,7 @@
 One topic of ``--partitions`` partitions (default 4) is filled with N transactions (default
 250,000); lr, gbdt and mlp are in shadow. Each round, on a new consumer group each time:
 
-- ``1``: one `python -m consumers.worker` process drains the backlog;
+- ``1``: one `shadow worker` process drains the backlog;
 - ``2``: two processes started together drain it (one fresh group, as a scaler would start them);
 - ``join``: one process starts; once it consumed a quarter of the backlog a second one joins.
 
@@ -51,10 +51,10 @@ first record): the bench's own load on the machine stays small."""
 
 
 class WorkerProcess:
-    """One `python -m consumers.worker`: its log lines stamped on arrival, its /metrics."""
+    """One `shadow worker`: its log lines stamped on arrival, its /metrics."""
 
     def __init__(self, settings: Any, folder: Path, name: str, consumer: dict[str, Any]) -> None:
-        from shadow.dev.process import free_port
+        from shadow.kit.dev.process import free_port
 
         self.port = free_port()
         data = settings.model_dump(mode="json")
@@ -65,7 +65,7 @@ class WorkerProcess:
         config = folder / f"{name}.yaml"
         config.write_text(yaml.safe_dump(data))
         self.lines: list[tuple[float, str]] = []
-        command = [sys.executable, "-m", "consumers.worker", "--config", str(config)]
+        command = [sys.executable, "-m", "shadow", "worker", "--config", str(config)]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

@@ -42,6 +42,9 @@ class SyntheticRun:
     """Transactions answered per live model id."""
     first_served_ms: dict[str, int] = field(default_factory=dict)
     """Per live model id, the event time of the first transaction it answered."""
+    last_served_ms: dict[str, int] = field(default_factory=dict)
+    """Per live model id, the latest event time it answered (request threads overlap a swap:
+    the old model may answer a transaction later than the new model's first)."""
     failed: int = 0
     """Transactions answered without a decision (the live model failed on them)."""
 
@@ -222,6 +225,8 @@ def _count(result: SyntheticRun, live: LiveScore, event_time: int) -> None:
     served = result.served.get(live.model_id, 0)
     if not served:
         result.first_served_ms[live.model_id] = event_time
+    last = result.last_served_ms.get(live.model_id, event_time)
+    result.last_served_ms[live.model_id] = max(last, event_time)
     result.served[live.model_id] = served + 1
     if live.decision is None:
         result.failed += 1

@@ -45,7 +45,7 @@ class Switch:
     failed: int = 0
     served: dict[str, int] = field(default_factory=dict)
     first_ms: int | None = None
-    """Event time of the first transaction the promoted model answered."""
+    """Event time from which only the promoted model answered (None if it answered none)."""
     error: str | None = None
     """Why the promotion was not recorded, if it was not."""
 
@@ -104,8 +104,18 @@ def promote_under_traffic(
             switch.load_seconds = swap.load_seconds
     switch.requests, switch.failed = run.transactions, run.failed
     switch.served = dict(run.served)
-    switch.first_ms = run.first_served_ms.get(best)
+    switch.first_ms = only_new_from(run, switch.from_model, best)
     return switch
+
+
+def only_new_from(run: Any, old: str, new: str) -> int | None:
+    """The event time from which every transaction was answered by `new`: after its first and
+    after the last one `old` answered (threads still in a request when the swap came)."""
+    first = run.first_served_ms.get(new)
+    if first is None:
+        return None
+    last_old = run.last_served_ms.get(old)
+    return first if last_old is None else max(first, last_old + 1)
 
 
 def compare_after(settings: Settings, switch: Switch, run_dir: Path, console: Console) -> str:

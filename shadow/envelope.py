@@ -37,7 +37,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from itertools import repeat
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, cast
 
 import msgspec
 
@@ -281,15 +281,18 @@ def _decoded(
 def _decode_plain(values: Sequence[bytes | None], max_bytes: int) -> list[Envelope] | None:
     """Every value through the decoder, or None when one is empty, oversized, holds more
     brackets than MAX_DEPTH (it may nest too deep) or is refused: then each is looked at."""
+    # typed as all bytes: a None among them (a tombstone) makes len() raise TypeError, caught
+    # below, and then every record is looked at alone
+    present = cast("Sequence[bytes]", values)
     try:
-        lengths = list(map(len, values))  # type: ignore[arg-type]  # None: TypeError
-        if not values or min(lengths) == 0 or max(lengths) > max_bytes:
+        lengths = list(map(len, present))
+        if not present or min(lengths) == 0 or max(lengths) > max_bytes:
             return None
-        opens = map(bytes.count, values, repeat(b"["))  # type: ignore[arg-type]
-        braces = map(bytes.count, values, repeat(b"{"))  # type: ignore[arg-type]
+        opens = map(bytes.count, present, repeat(b"["))
+        braces = map(bytes.count, present, repeat(b"{"))
         if max(map(operator.add, opens, braces)) > MAX_DEPTH:
             return None
-        return list(map(_decoder.decode, values))  # type: ignore[arg-type]
+        return list(map(_decoder.decode, present))
     except (TypeError, msgspec.DecodeError, RecursionError):
         return None
 

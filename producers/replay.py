@@ -15,10 +15,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from shadow.envelope import FeatureValue, LiveScore
 from shadow.errors import UsageError
+
+if TYPE_CHECKING:
+    from producers.tap import Tap
 
 logger = logging.getLogger(__name__)
 
@@ -36,22 +39,6 @@ PROGRESS_EVERY = 1000
 PATIENCE_S = 60.0
 """How long replay waits for room in the tap before it offers anyway (dropped and counted)
 until room returns."""
-
-
-class Tap(Protocol):
-    def offer(
-        self,
-        txn_id: str,
-        features: dict[str, FeatureValue],
-        live: LiveScore,
-        event_time: int | None = None,
-    ) -> bool: ...
-
-    def stats(self) -> dict[str, int]: ...
-
-    def room(self) -> bool:
-        """True when an offer now would not be dropped for a full queue."""
-        ...
 
 
 @dataclass(frozen=True)

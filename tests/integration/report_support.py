@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from shadow.predictions import ROLE_LIVE
 from shadow.registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "compare_candidates.ipynb"
 DAY = "2026-01-01"
 LIVE, LIVE_THRESHOLD = "fraud@1", 0.08
 CANDIDATES = ("fraud@2", "fraud@3", "fraud@4")
@@ -79,3 +81,28 @@ def shadow(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
         cwd=ROOT,
         timeout=600,
     )
+
+
+def execute_notebook(env: dict[str, str]) -> Any:
+    """Run every cell of the notebook in a kernel that sees `env`; returns the executed one."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)  # the kernel inherits the environment of this process
+    try:
+        client = NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(ROOT)}},
+        )
+        client.execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return notebook

@@ -12,10 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
 
 from analysis.compare import Comparison
 from shadow.dataset import footer_models, open_dataset, read_predictions
@@ -34,11 +32,11 @@ from shadow.predictions import PREDICTIONS, ROLE_LIVE
 from shadow.registry import ModelRegistry
 from shadow.scorer import OnnxScorer
 from shadow.settings import AnalysisSettings, load_settings
+from tests.integration.report_support import execute_notebook
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = ROOT / "notebooks" / "compare_candidates.ipynb"
 DAY = "2026-01-01"
 BATCH = 2000
 
@@ -163,28 +161,12 @@ def test_the_notebook_runs_end_to_end(tmp_path: Path) -> None:
     write_predictions(store, sc.ids, sc.event_time_ms, models, batch_txns=1500)
     write_labels(store, sc.ids, sc.labels, sc.amounts)
     write_features(store, sc.ids, sc.event_time_ms, {"merchant_category": sc.merchant_category})
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
     env = {
         "SHADOW_NOTEBOOK_STORE": str(store.root),
         "SHADOW_NOTEBOOK_WINDOW": DAY,
         "SHADOW__REGISTRY__URL": f"sqlite:///{tmp_path}/registry.db",
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)  # the kernel inherits the environment of this process
-    try:
-        client = NotebookClient(
-            notebook,
-            timeout=300,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(ROOT)}},
-        )
-        client.execute()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    notebook = execute_notebook(env)
     text = json.dumps([cell.get("outputs", []) for cell in notebook.cells])
     assert "store " + str(store.root) in text
     assert "shifted@2" in text and "good@2" in text

@@ -5,25 +5,20 @@ or the evidence it is pointed at) and its own figures equal `shadow compare`'s e
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from tests.integration.report_support import (
     CANDIDATES,
     DAY,
     LIVE_THRESHOLD,
-    ROOT,
     demo_like_store,
+    execute_notebook,
     shadow,
 )
 
 pytestmark = pytest.mark.integration
-
-NOTEBOOK = ROOT / "notebooks" / "compare_candidates.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -39,28 +34,6 @@ def compared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "registry",
     )
     return {**paths, "evidence_path": out / "evidence.json", "evidence": evidence}
-
-
-def execute(env: dict[str, str]) -> Any:
-    """Run every cell in a kernel that sees `env`; returns the executed notebook."""
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)  # the kernel inherits the environment of this process
-    try:
-        client = NotebookClient(
-            notebook,
-            timeout=300,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(ROOT)}},
-        )
-        client.execute()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return notebook
 
 
 def figures(notebook: Any) -> dict[str, Any]:
@@ -100,7 +73,7 @@ def expected(evidence: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_notebook_uses_the_registry_threshold_and_agrees_with_compare(compared) -> None:
-    notebook = execute(
+    notebook = execute_notebook(
         {"SHADOW_NOTEBOOK_CONFIG": str(compared["config"]), "SHADOW_NOTEBOOK_WINDOW": DAY}
     )
     shown = figures(notebook)
@@ -119,7 +92,7 @@ def test_the_notebook_uses_the_registry_threshold_and_agrees_with_compare(compar
 
 
 def test_the_notebook_pointed_at_evidence_shows_the_gates_figures(compared) -> None:
-    notebook = execute({"SHADOW_NOTEBOOK_EVIDENCE": str(compared["evidence_path"])})
+    notebook = execute_notebook({"SHADOW_NOTEBOOK_EVIDENCE": str(compared["evidence_path"])})
     shown = figures(notebook)
     assert shown["threshold"] == LIVE_THRESHOLD and shown["differences"] == []
     text = json.dumps([cell.get("outputs", []) for cell in notebook.cells])

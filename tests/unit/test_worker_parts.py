@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from worker_fakes import FakeMessage
 
 from consumers.buffers import PartitionBuffer, PartitionBuffers
 from consumers.candidates import Candidate, CandidateSet
@@ -15,29 +16,6 @@ from consumers.ingest import split_batch
 from consumers.metrics import WorkerMetrics
 from shadow.envelope import DLQ_OFFSET, DLQ_REASON, LiveScore, encode, make_envelope
 from shadow.errors import DeadLetterError, EnvelopeError, ModelError, RegistryError
-
-
-@dataclass
-class FakeMessage:
-    _partition: int
-    _offset: int
-    _value: bytes | None
-    _key: bytes | None
-
-    def error(self) -> None:
-        return None
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def key(self) -> bytes | None:
-        return self._key
 
 
 def _good(partition: int, offset: int) -> FakeMessage:
